@@ -1,0 +1,84 @@
+"""Built-in architecture spaces, expanded into plain parameters.
+
+* ``chain``: a Zoph & Le style chain of layers. ``num_layers`` picks the depth; layer ``i`` has an
+  operation, a width and (from the second layer on) an optional skip connection, added to the
+  layer's output, from the stem or from a layer before the previous one (Zoph & Le's anchor
+  points); a layer's parameters are active only when the chain is deep enough. ``kind: cnn`` uses
+  convolution/pooling operations, ``kind: mlp`` fully connected layers with a choice of
+  activation.
+* ``nb201``: the NAS-Bench-201 cell, a DAG of 4 nodes whose 6 edges each take one of 5
+  operations; :func:`nb201_arch_str` and :func:`nb201_config` convert to and from the benchmark's
+  ``arch_str`` genotype strings.
+"""
+from __future__ import annotations
+
+from typing import Any, Dict, List, Mapping
+
+from .params import Categorical, Integer, Param
+
+CNN_OPS = ("conv3x3", "conv5x5", "conv1x1", "sepconv3x3", "maxpool3x3", "avgpool3x3")
+MLP_OPS = ("relu", "tanh", "gelu", "sigmoid")
+DEFAULT_WIDTHS = (16, 32, 64)
+
+NB201_OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
+# edge names "edge_<to>_<from>" in arch_str order: node1<-0 | node2<-0, node2<-1 | node3<-0,1,2
+NB201_EDGES = ((1, 0), (2, 0), (2, 1), (3, 0), (3, 1), (3, 2))
+
+BUILTIN_OPTIONS: Dict[str, Dict[str, Any]] = {
+    "chain": {"kind": "cnn", "max_layers": 4, "min_layers": 1, "ops": None, "widths": list(DEFAULT_WIDTHS),
+              "skip": True},
+    "nb201": {"ops": list(NB201_OPS)},
+}
+
+
+def chain_params(kind: str = "cnn", max_layers: int = 4, min_layers: int = 1, ops=None,
+                 widths=DEFAULT_WIDTHS, skip: bool = True) -> List[Param]:
+    if kind not in ("cnn", "mlp"):
+        raise ValueError(f"kind must be 'cnn' or 'mlp', not {kind!r}")
+    ops = tuple(ops) if ops else (CNN_OPS if kind == "cnn" else MLP_OPS)
+    params: List[Param] = [Integer("num_layers", {}, int(min_layers), int(max_layers))]
+    for i in range(int(max_layers)):
+        when = {} if i < min_layers else {"num_layers": tuple(range(i + 1, max_layers + 1))}
+        params.append(Categorical(f"layer{i}_op", when, ops))
+        params.append(Categorical(f"layer{i}_width", when, tuple(widths)))
+        if skip and i > 0:
+            params.append(Categorical(f"layer{i}_skip", when,
+                                      ("none", "stem") + tuple(f"layer{j}" for j in range(i - 1))))
+    return params
+
+
+def nb201_params(ops=NB201_OPS) -> List[Param]:
+    return [Categorical(f"edge_{to}_{frm}", {}, tuple(ops)) for to, frm in NB201_EDGES]
+
+
+def nb201_arch_str(config: Mapping[str, Any]) -> str:
+    """``|op~0|+|op~0|op~1|+|op~0|op~1|op~2|`` from a configuration of the nb201 space."""
+    nodes = []
+    for to in (1, 2, 3):
+        nodes.append("|" + "|".join(f"{config[f'edge_{to}_{frm}']}~{frm}" for frm in range(to)) + "|")
+    return "+".join(nodes)
+
+
+def nb201_config(arch_str: str) -> Dict[str, str]:
+    """The nb201 configuration of a NAS-Bench-201 ``arch_str``."""
+    config = {}
+    nodes = arch_str.split("+")
+    if len(nodes) != 3:
+        raise ValueError(f"not a NAS-Bench-201 arch_str: {arch_str!r}")
+    for to, node in enumerate(nodes, start=1):
+        edges = [e for e in node.strip("|").split("|") if e]
+        if len(edges) != to:
+            raise ValueError(f"not a NAS-Bench-201 arch_str: {arch_str!r}")
+        for e in edges:
+            op, _, frm = e.partition("~")
+            if op not in NB201_OPS or not frm.isdigit() or int(frm) >= to:
+                raise ValueError(f"not a NAS-Bench-201 arch_str: {arch_str!r}")
+            config[f"edge_{to}_{frm}"] = op
+    return config
+
+
+def builtin_params(name: str, options: Mapping[str, Any]) -> List[Param]:
+    opts = {**BUILTIN_OPTIONS[name], **options}
+    if name == "chain":
+        return chain_params(**opts)
+    return nb201_params(tuple(opts["ops"]))

@@ -1,0 +1,392 @@
+"""Search-space parameters and the :class:`SearchSpace` that holds them.
+
+A space is an ordered set of parameters. Each is categorical, integer or float (linear or log
+scale) and may carry a condition: it exists only when earlier parameters have one of the listed
+values (``when: {optimizer: [sgd]}``). A configuration is a flat dict holding the active
+parameters only.
+
+Everything here is pure and deterministic given a ``numpy.random.Generator``.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+
+import numpy as np
+
+Condition = Mapping[str, Tuple[Any, ...]]
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    when: Condition = field(default_factory=dict)
+
+    kind = "param"
+
+    # -- interface -------------------------------------------------------------------------
+    def sample(self, rng: np.random.Generator) -> Any:
+        raise NotImplementedError
+
+    def contains(self, value: Any) -> bool:
+        raise NotImplementedError
+
+    def mutate(self, value: Any, rng: np.random.Generator) -> Any:
+        """A value different from ``value`` (when the parameter has more than one)."""
+        raise NotImplementedError
+
+    def to_unit(self, value: Any) -> float:
+        """Map a value to [0, 1] (categoricals: the index, centred in its cell)."""
+        raise NotImplementedError
+
+    def from_unit(self, u: float) -> Any:
+        raise NotImplementedError
+
+    def grid(self, bins: int) -> List[Any]:
+        """The values a token-based sampler (the RL controller) chooses from."""
+        raise NotImplementedError
+
+    @property
+    def cardinality(self) -> float:
+        raise NotImplementedError
+
+    def to_dict(self) -> Dict[str, Any]:
+        d: Dict[str, Any] = {"type": self.kind}
+        d.update(self._fields())
+        if self.when:
+            d["when"] = {k: list(v) for k, v in self.when.items()}
+        return d
+
+    def _fields(self) -> Dict[str, Any]:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class Categorical(Param):
+    choices: Tuple[Any, ...] = ()
+    kind = "categorical"
+
+    def __post_init__(self) -> None:
+        if not self.choices:
+            raise ValueError(f"{self.name}: a categorical needs at least one choice")
+        if len(set(map(_key, self.choices))) != len(self.choices):
+            raise ValueError(f"{self.name}: choices must be distinct")
+
+    def sample(self, rng):
+        return self.choices[int(rng.integers(len(self.choices)))]
+
+    def index(self, value: Any) -> int:
+        k = _key(value)
+        for i, c in enumerate(self.choices):
+            if _key(c) == k:
+                return i
+        raise ValueError(f"{value!r} is not a choice of {self.name}")
+
+    def contains(self, value):
+        try:
+            self.index(value)
+            return True
+        except ValueError:
+            return False
+
+    def mutate(self, value, rng):
+        if len(self.choices) == 1:
+            return value
+        i = self.index(value)
+        j = int(rng.integers(len(self.choices) - 1))
+        return self.choices[j + (j >= i)]
+
+    def to_unit(self, value):
+        return (self.index(value) + 0.5) / len(self.choices)
+
+    def from_unit(self, u):
+        return self.choices[min(int(u * len(self.choices)), len(self.choices) - 1)]
+
+    def grid(self, bins):
+        return list(self.choices)
+
+    @property
+    def cardinality(self):
+        return len(self.choices)
+
+    def _fields(self):
+        return {"choices": list(self.choices)}
+
+
+@dataclass(frozen=True)
+class Integer(Param):
+    low: int = 0
+    high: int = 1
+    log: bool = False
+    kind = "int"
+
+    def __post_init__(self) -> None:
+        if self.low > self.high:
+            raise ValueError(f"{self.name}: low ({self.low}) must not exceed high ({self.high})")
+        if self.log and self.low <= 0:
+            raise ValueError(f"{self.name}: a log scale needs low > 0")
+
+    def sample(self, rng):
+        if self.log:
+            return self.from_unit(float(rng.random()))
+        return int(rng.integers(self.low, self.high + 1))
+
+    def contains(self, value):
+        return isinstance(value, (int, np.integer)) and not isinstance(value, bool) \
+            and self.low <= value <= self.high
+
+    def mutate(self, value, rng):
+        if self.low == self.high:
+            return value
+        # a step of 1 to about a quarter of the range, either way, kept inside the bounds
+        span = max(1, (self.high - self.low) // 4)
+        while True:
+            step = int(rng.integers(1, span + 1)) * (1 if rng.random() < 0.5 else -1)
+            new = min(self.high, max(self.low, int(value) + step))
+            if new != value:
+                return new
+
+    def to_unit(self, value):
+        if self.log:  # cells [v, v+1) on a log axis from low to high+1
+            return (math.log(value + 0.5) - math.log(self.low)) / \
+                (math.log(self.high + 1) - math.log(self.low))
+        return (value - self.low + 0.5) / (self.high - self.low + 1)
+
+    def from_unit(self, u):
+        u = min(max(float(u), 0.0), 1.0)
+        if self.log:
+            v = math.floor(math.exp(math.log(self.low)
+                                    + u * (math.log(self.high + 1) - math.log(self.low))))
+        else:
+            v = self.low + math.floor(u * (self.high - self.low + 1))
+        return int(min(self.high, max(self.low, v)))
+
+    def grid(self, bins):
+        n = self.high - self.low + 1
+        if n <= bins:
+            return list(range(self.low, self.high + 1))
+        return sorted({self.from_unit((i + 0.5) / bins) for i in range(bins)})
+
+    @property
+    def cardinality(self):
+        return self.high - self.low + 1
+
+    def _fields(self):
+        d = {"low": self.low, "high": self.high}
+        if self.log:
+            d["log"] = True
+        return d
+
+
+@dataclass(frozen=True)
+class Float(Param):
+    low: float = 0.0
+    high: float = 1.0
+    log: bool = False
+    kind = "float"
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.low) and math.isfinite(self.high)):
+            raise ValueError(f"{self.name}: bounds must be finite")
+        if self.low > self.high:
+            raise ValueError(f"{self.name}: low ({self.low}) must not exceed high ({self.high})")
+        if self.log and self.low <= 0:
+            raise ValueError(f"{self.name}: a log scale needs low > 0")
+
+    def sample(self, rng):
+        return self.from_unit(float(rng.random()))
+
+    def contains(self, value):
+        return isinstance(value, (int, float, np.floating, np.integer)) \
+            and not isinstance(value, bool) and self.low <= value <= self.high
+
+    def mutate(self, value, rng):
+        if self.low == self.high:
+            return value
+        # Gaussian step of 10% of the (log) range, reflected into the bounds
+        u = self.to_unit(value) + float(rng.normal(0.0, 0.1))
+        u = abs(u) % 2.0
+        u = 2.0 - u if u > 1.0 else u
+        return self.from_unit(u)
+
+    def to_unit(self, value):
+        if self.low == self.high:
+            return 0.5
+        if self.log:
+            return (math.log(value) - math.log(self.low)) / (math.log(self.high) - math.log(self.low))
+        return (value - self.low) / (self.high - self.low)
+
+    def from_unit(self, u):
+        u = min(max(float(u), 0.0), 1.0)
+        if self.log:
+            v = math.exp(math.log(self.low) + u * (math.log(self.high) - math.log(self.low)))
+        else:
+            v = self.low + u * (self.high - self.low)
+        return float(min(self.high, max(self.low, v)))
+
+    def grid(self, bins):
+        if self.low == self.high:
+            return [float(self.low)]
+        return [self.from_unit(i / (bins - 1)) for i in range(bins)] if bins > 1 else [self.from_unit(0.5)]
+
+    @property
+    def cardinality(self):
+        return 1 if self.low == self.high else math.inf
+
+    def _fields(self):
+        d = {"low": self.low, "high": self.high}
+        if self.log:
+            d["log"] = True
+        return d
+
+
+def _key(v: Any) -> Tuple[str, Any]:
+    """A hashable identity for a choice that keeps True apart from 1 and 1 apart from 1.0."""
+    return (type(v).__name__, v)
+
+
+class SearchSpace:
+    """An ordered collection of parameters, conditions allowed on earlier parameters only."""
+
+    def __init__(self, params: Iterable[Param]):
+        self.params: Dict[str, Param] = {}
+        for p in params:
+            if p.name in self.params:
+                raise ValueError(f"parameter {p.name!r} is defined twice")
+            for parent, allowed in p.when.items():
+                if parent not in self.params:
+                    raise ValueError(f"{p.name}: condition on unknown or later parameter {parent!r}")
+                for v in allowed:
+                    if not self.params[parent].contains(v):
+                        raise ValueError(f"{p.name}: condition value {v!r} is not a value of {parent!r}")
+            self.params[p.name] = p
+        if not self.params:
+            raise ValueError("a search space needs at least one parameter")
+
+    # -- basic queries ---------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self.params)
+
+    def __iter__(self):
+        return iter(self.params.values())
+
+    def __getitem__(self, name: str) -> Param:
+        return self.params[name]
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, SearchSpace) and self.to_dict() == other.to_dict()
+
+    def is_active(self, p: Param, config: Mapping[str, Any]) -> bool:
+        for parent, allowed in p.when.items():
+            if parent not in config:
+                return False
+            if _key(config[parent]) not in {_key(a) for a in allowed}:
+                return False
+        return True
+
+    # -- sampling and checking -------------------------------------------------------------
+    def sample(self, rng: np.random.Generator) -> Dict[str, Any]:
+        config: Dict[str, Any] = {}
+        for p in self.params.values():
+            if self.is_active(p, config):
+                config[p.name] = p.sample(rng)
+        return config
+
+    def problems(self, config: Mapping[str, Any]) -> List[str]:
+        """Why ``config`` is not a valid configuration of this space (empty when it is)."""
+        out = []
+        seen = {}
+        for p in self.params.values():
+            active = self.is_active(p, seen)
+            if active and p.name not in config:
+                out.append(f"{p.name}: missing")
+            elif not active and p.name in config:
+                out.append(f"{p.name}: present but its condition is not met")
+            elif active and not p.contains(config[p.name]):
+                out.append(f"{p.name}: {config[p.name]!r} is outside the parameter's range")
+            if p.name in config:
+                seen[p.name] = config[p.name]
+        for name in config:
+            if name not in self.params:
+                out.append(f"{name}: not a parameter of the space")
+        return out
+
+    def contains(self, config: Mapping[str, Any]) -> bool:
+        return not self.problems(config)
+
+    def complete(self, partial: Mapping[str, Any], rng: np.random.Generator) -> Dict[str, Any]:
+        """Keep the active values of ``partial``, sample the missing active ones, drop the rest."""
+        config: Dict[str, Any] = {}
+        for p in self.params.values():
+            if self.is_active(p, config):
+                v = partial.get(p.name)
+                config[p.name] = v if (p.name in partial and p.contains(v)) else p.sample(rng)
+        return config
+
+    def mutate(self, config: Mapping[str, Any], rng: np.random.Generator) -> Dict[str, Any]:
+        """Change one active parameter (one that can change), then repair the conditions."""
+        names = [n for n in config if n in self.params and self.params[n].cardinality > 1]
+        if not names:
+            return dict(config)
+        name = names[int(rng.integers(len(names)))]
+        changed = dict(config)
+        changed[name] = self.params[name].mutate(config[name], rng)
+        return self.complete(changed, rng)
+
+    # -- encodings -------------------------------------------------------------------------
+    def to_vector(self, config: Mapping[str, Any]) -> np.ndarray:
+        """Each parameter in [0, 1]; NaN for inactive ones (for model-based samplers)."""
+        return np.array([p.to_unit(config[p.name]) if p.name in config else np.nan
+                         for p in self.params.values()], dtype=float)
+
+    def from_vector(self, vec: Sequence[float], rng: np.random.Generator) -> Dict[str, Any]:
+        partial = {p.name: p.from_unit(u) for p, u in zip(self.params.values(), vec)
+                   if not math.isnan(u)}
+        return self.complete(partial, rng)
+
+    def size(self) -> float:
+        """The number of distinct configurations (``inf`` with a continuous parameter)."""
+        params = list(self.params.values())
+        parents = {parent for p in params for parent in p.when}
+
+        def count(i: int, assigned: Dict[str, Any]) -> float:
+            if i == len(params):
+                return 1
+            p = params[i]
+            if not self.is_active(p, assigned):
+                return count(i + 1, assigned)
+            if p.name in parents:
+                total = 0.0
+                for v in p.grid(10 ** 6):
+                    total += count(i + 1, {**assigned, p.name: v})
+                return total
+            return p.cardinality * count(i + 1, assigned)
+
+        if any(p.cardinality == math.inf for p in params):
+            return math.inf
+        return count(0, {})
+
+    def to_dict(self) -> Dict[str, Dict[str, Any]]:
+        return {name: p.to_dict() for name, p in self.params.items()}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Mapping[str, Any]]) -> "SearchSpace":
+        return cls(param_from_dict(name, spec) for name, spec in d.items())
+
+    def __repr__(self) -> str:
+        return f"SearchSpace({len(self)} parameters, size {self.size():g})"
+
+
+def param_from_dict(name: str, spec: Mapping[str, Any]) -> Param:
+    """Build a parameter from its plain-dict form (as written in the spec, already validated)."""
+    when = {k: tuple(v) if isinstance(v, (list, tuple)) else (v,)
+            for k, v in (spec.get("when") or {}).items()}
+    kind = spec["type"]
+    if kind == "categorical":
+        return Categorical(name, when, tuple(spec["choices"]))
+    if kind == "int":
+        return Integer(name, when, int(spec["low"]), int(spec["high"]), bool(spec.get("log", False)))
+    if kind == "float":
+        return Float(name, when, float(spec["low"]), float(spec["high"]), bool(spec.get("log", False)))
+    raise ValueError(f"{name}: unknown parameter type {kind!r}")

@@ -1,0 +1,18 @@
+"""Search strategies behind one ask/tell interface (see :mod:`nasrun.strategies.base`)."""
+from typing import Dict, Type
+
+from .base import FINISHED, WAIT, Strategy
+from .random_search import RandomSearch
+
+STRATEGIES: Dict[str, Type[Strategy]] = {
+    "random": RandomSearch,
+}
+
+
+def make_strategy(name: str, space, seed: int = 0, metric: str = "valid_accuracy", mode: str = "max",
+                  **options) -> Strategy:
+    """Build a registered strategy by name."""
+    return STRATEGIES[name](space, seed=seed, metric=metric, mode=mode, **options)
+
+
+__all__ = ["FINISHED", "STRATEGIES", "Strategy", "WAIT", "make_strategy"]
