@@ -1,0 +1,81 @@
+"""The ``nasrun`` command line (click). Each command lives in a small function here or in
+:mod:`nasrun.commands`; user errors print one clear message and exit with the code from
+:mod:`nasrun.errors`, never a traceback."""
+from __future__ import annotations
+
+import functools
+import sys
+
+import click
+
+from . import __version__
+from .errors import EXIT_BAD_INPUT, NasrunError
+
+
+def user_errors(fn):
+    """Turn NasrunError (and Ctrl-C) into a message on stderr and the error's exit code."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except NasrunError as e:
+            click.echo(f"nasrun: error: {e}", err=True)
+            sys.exit(e.exit_code)
+        except KeyboardInterrupt:
+            click.echo("nasrun: interrupted", err=True)
+            sys.exit(130)
+    return wrapper
+
+
+class Group(click.Group):
+    def main(self, *args, **kwargs):  # click usage errors exit 2 already; keep them traceback-free
+        return super().main(*args, **kwargs)
+
+
+@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="nasrun")
+def main() -> None:
+    """Neural architecture search and hyperparameter optimization as MPI batch jobs.
+
+    Exit codes: 0 success, 1 the run failed, 2 bad input, 75 checkpointed on a signal
+    (resume with `nasrun resume`).
+    """
+
+
+@main.command()
+@click.argument("spec", type=click.Path(dir_okay=False))
+@user_errors
+def validate(spec: str) -> None:
+    """Check a YAML experiment spec and print a summary; exit 2 on any problem."""
+    from .spec import load_spec
+    from .summary import spec_summary
+    s = load_spec(spec)
+    click.echo(spec_summary(s, spec))
+
+
+@main.command()
+@click.argument("path", type=click.Path(dir_okay=False), default="nasrun.yaml")
+@click.option("--force", is_flag=True, help="Overwrite an existing file.")
+@user_errors
+def init(path: str, force: bool) -> None:
+    """Write a commented starter spec to PATH (default nasrun.yaml)."""
+    import os
+    from .errors import UserInputError
+    from .starter import STARTER_SPEC
+    if os.path.exists(path) and not force:
+        raise UserInputError(f"{path} exists; use --force to overwrite it")
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(STARTER_SPEC)
+    click.echo(f"wrote {path}; check it with: nasrun validate {path}")
+
+
+def _register() -> None:
+    from .commands import COMMANDS
+    for cmd in COMMANDS:
+        main.add_command(cmd)
+
+
+_register()
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

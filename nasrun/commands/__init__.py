@@ -1,0 +1,6 @@
+"""Commands beyond validate/init, one module each; add new ones to COMMANDS."""
+from typing import List
+
+import click
+
+COMMANDS: List[click.Command] = []

@@ -1,0 +1,348 @@
+"""The experiment spec: one frozen dataclass per YAML section, validated before anything runs.
+
+See ``configs/`` for commented examples and ``nasrun init`` for a starter spec.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any, Dict, List, Literal, Mapping, Optional
+
+from ..space import BUILTIN_OPTIONS, SearchSpace, builtin_params, param_from_dict
+from .fields import Ctx, build, describe, field, join, suggest
+from .slurm import SlurmSpec
+
+NAME_PATTERN = r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}"
+
+
+@dataclass(frozen=True)
+class ExperimentSpec:
+    name: str = field(pattern=NAME_PATTERN, help="letters, digits, '.', '_' and '-'",
+                      pattern_help="expected a name of letters, digits, '.', '_' and '-' "
+                                   "(at most 100, not starting with '.', '_' or '-')")
+    output_dir: Optional[str] = None  # default: runs/<name>, relative to the working directory
+    seed: int = field(0, min=0)
+
+    def _check(self, path, ctx, data):
+        pass
+
+    @property
+    def directory(self) -> str:
+        return self.output_dir or os.path.join("runs", self.name)
+
+
+PARAM_KEYS = {"categorical": {"type", "choices", "when"},
+              "int": {"type", "low", "high", "log", "when"},
+              "float": {"type", "low", "high", "log", "when"}}
+
+
+@dataclass(frozen=True)
+class SpaceSpec:
+    builtin: Optional[Literal["chain", "nb201"]] = None
+    options: Dict[str, Any] = field({})
+    params: Dict[str, Any] = field({})
+
+    def _check(self, path, ctx, data):
+        if self.builtin is None and not self.params:
+            raise ctx.error("the space is empty: give 'builtin: chain' or 'builtin: nb201' and/or 'params'",
+                            path, data)
+        if self.builtin is None and self.options:
+            raise ctx.error("'options' configure a builtin space; set 'builtin' too", join(path, "options"),
+                            data, "options")
+        if self.builtin is not None:
+            defaults = BUILTIN_OPTIONS[self.builtin]
+            opts = data.get("options") or {}
+            for k, v in self.options.items():
+                p = join(join(path, "options"), k)
+                if k not in defaults:
+                    raise ctx.error(f"unknown option of the {self.builtin} space{suggest(k, defaults)}; "
+                                    f"expected one of: {', '.join(defaults)}", p, opts, k)
+                _check_like(defaults[k], v, p, ctx, opts, k)
+        raw = data.get("params") or {}
+        known = {p.name: p for p in (builtin_params(self.builtin, self.options) if self.builtin else [])}
+        for name, spec in self.params.items():
+            p = join(join(path, "params"), name)
+            if name in known:
+                raise ctx.error(f"parameter {name!r} is already defined by the {self.builtin} space", p, raw, name)
+            _check_param(name, spec, p, ctx, raw)
+            when = _param_dict(spec).get("when") or {}
+            for parent, allowed in when.items():
+                wp = join(join(p, "when"), parent)
+                if parent not in known:
+                    raise ctx.error(f"condition on unknown parameter {parent!r}{suggest(parent, known)}; "
+                                    f"a condition may name only parameters defined before this one "
+                                    f"({', '.join(known) or 'none'})", wp, when, parent)
+                for v in allowed if isinstance(allowed, list) else [allowed]:
+                    if not known[parent].contains(v):
+                        raise ctx.error(f"{v!r} is not a value of parameter {parent!r}", wp, when, parent)
+            known[name] = param_from_dict(name, _param_dict(spec))
+        try:
+            self.build()
+        except ValueError as e:
+            raise ctx.error(str(e), path, data) from None
+
+    def build(self) -> SearchSpace:
+        params = builtin_params(self.builtin, self.options) if self.builtin else []
+        for name, spec in self.params.items():
+            params.append(param_from_dict(name, _param_dict(spec)))
+        return SearchSpace(params)
+
+
+def _check_like(default: Any, value: Any, path: str, ctx: Ctx, parent, key) -> None:
+    """A builtin option must have the type of its default."""
+    if default is None or isinstance(default, list):
+        if not isinstance(value, list) or not value:
+            raise ctx.error(f"expected a non-empty list, got {describe(value)}", path, parent, key)
+        return
+    if isinstance(default, bool):
+        ok = isinstance(value, bool)
+    elif isinstance(default, int):
+        ok = isinstance(value, int) and not isinstance(value, bool) and value >= 1
+    else:
+        ok = isinstance(value, type(default))
+    if not ok:
+        want = {bool: "true or false", int: "an integer >= 1", str: "a string"}.get(type(default), "a value")
+        raise ctx.error(f"expected {want}, got {describe(value)}", path, parent, key)
+
+
+def _param_dict(spec: Any) -> Dict[str, Any]:
+    return {"type": "categorical", "choices": spec} if isinstance(spec, list) else dict(spec)
+
+
+def _check_param(name: str, spec: Any, path: str, ctx: Ctx, parent) -> None:
+    if isinstance(spec, list):
+        spec = {"type": "categorical", "choices": spec}
+        parent_line_src = parent
+    elif isinstance(spec, Mapping):
+        parent_line_src = spec
+    else:
+        raise ctx.error("expected a parameter: a list of choices, or a mapping with 'type' "
+                        "(categorical, int or float)", path, parent, name)
+    kind = spec.get("type")
+    if kind not in PARAM_KEYS:
+        raise ctx.error(f"expected type: categorical, int or float, got {describe(kind)}"
+                        f"{suggest(kind, PARAM_KEYS) if isinstance(kind, str) else ''}",
+                        join(path, "type"), parent_line_src, "type")
+    for k in spec:
+        if k not in PARAM_KEYS[kind]:
+            raise ctx.error(f"unknown key for a {kind} parameter{suggest(k, PARAM_KEYS[kind])}; "
+                            f"expected one of: {', '.join(sorted(PARAM_KEYS[kind]))}",
+                            join(path, k), parent_line_src, k)
+    if kind == "categorical":
+        choices = spec.get("choices")
+        if not isinstance(choices, list) or not choices:
+            raise ctx.error(f"expected a non-empty list of choices, got {describe(choices)}",
+                            join(path, "choices"), parent_line_src, "choices")
+        for c in choices:
+            if not isinstance(c, (str, int, float, bool)) or c is None:
+                raise ctx.error(f"choices must be strings, numbers or booleans, got {describe(c)}",
+                                join(path, "choices"), parent_line_src, "choices")
+        if len({(type(c).__name__, c) for c in choices}) != len(choices):
+            raise ctx.error("choices must be distinct", join(path, "choices"), parent_line_src, "choices")
+    else:
+        num = int if kind == "int" else (int, float)
+        for b in ("low", "high"):
+            v = spec.get(b)
+            if isinstance(v, bool) or not isinstance(v, num) or (isinstance(v, float) and v != v) \
+                    or v in (float("inf"), float("-inf")):
+                want = "an integer" if kind == "int" else "a finite number"
+                raise ctx.error(f"expected {want}, got {describe(v)}", join(path, b), parent_line_src, b)
+        if spec["low"] > spec["high"]:
+            raise ctx.error(f"low ({spec['low']}) must not exceed high ({spec['high']})", path,
+                            parent_line_src, "low")
+        log = spec.get("log", False)
+        if not isinstance(log, bool):
+            raise ctx.error(f"expected true or false, got {describe(log)}", join(path, "log"),
+                            parent_line_src, "log")
+        if log and spec["low"] <= 0:
+            raise ctx.error(f"a log scale needs low > 0, got low = {spec['low']}", join(path, "low"),
+                            parent_line_src, "low")
+    when = spec.get("when")
+    if when is not None and not isinstance(when, Mapping):
+        raise ctx.error("expected a mapping of parameter: value or [values]", join(path, "when"),
+                        parent_line_src, "when")
+    # which parameters exist is checked when the space is built (SearchSpace raises ValueError)
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    name: Literal["digits", "cifar10", "file"] = "digits"
+    path: Optional[str] = None  # cifar10: the directory; file: an .npz or .h5 file with x and y
+    x_key: str = "x"
+    y_key: str = "y"
+    valid_fraction: float = field(0.2, gt=0.0, max=0.9)
+    limit: Optional[int] = field(None, min=10)  # use only the first N samples (quick tries)
+
+    def _check(self, path, ctx, data):
+        if self.name in ("cifar10", "file"):
+            if not self.path:
+                raise ctx.error(f"the {self.name} dataset needs 'path'", join(path, "path"), data)
+            p = os.path.expandvars(os.path.expanduser(self.path))
+            if "$" in p:
+                raise ctx.error(f"{self.path}: an environment variable in the path is not set",
+                                join(path, "path"), data, "path")
+            if not os.path.exists(p):
+                raise ctx.error(f"dataset not found: {p} (no downloads: point 'path' at the data "
+                                "on your file system)", join(path, "path"), data, "path")
+
+
+@dataclass(frozen=True)
+class OptimizerSpec:
+    name: Literal["sgd", "adam", "adamw"] = "adam"
+    lr: float = field(1e-3, gt=0.0)
+    momentum: float = field(0.9, min=0.0, max=1.0)
+    weight_decay: float = field(0.0, min=0.0)
+
+
+@dataclass(frozen=True)
+class ObjectiveSpec:
+    type: Literal["train", "table", "function"] = "train"
+    metric: str = "valid_accuracy"
+    mode: Literal["max", "min"] = "max"
+    # type: train
+    dataset: DatasetSpec = field(DatasetSpec())
+    epochs: int = field(5, min=1)
+    min_epochs: int = field(1, min=1)  # the lowest budget for multi-fidelity strategies
+    batch_size: int = field(64, min=1)
+    optimizer: OptimizerSpec = field(OptimizerSpec())
+    # type: table
+    benchmark: Literal["nb201"] = "nb201"
+    path: Optional[str] = None  # default: ../shared/benchmarks/nb201 or $NASRUN_NB201
+    # type: function
+    function: Optional[str] = field(None, pattern=r"[A-Za-z_][\w.]*:[A-Za-z_]\w*",
+                                    pattern_help="expected 'module:function'")
+    python_path: List[str] = field([])
+    options: Dict[str, Any] = field({})
+
+    def _check(self, path, ctx, data):
+        if self.min_epochs > self.epochs:
+            raise ctx.error(f"min_epochs ({self.min_epochs}) must not exceed epochs ({self.epochs})",
+                            join(path, "min_epochs"), data, "min_epochs")
+        if self.type == "function" and not self.function:
+            raise ctx.error("an objective of type function needs 'function: module:function'",
+                            join(path, "function"), data)
+        if self.type == "table" and self.path is not None and not os.path.isdir(os.path.expanduser(self.path)):
+            raise ctx.error(f"benchmark directory not found: {self.path}", join(path, "path"), data, "path")
+
+
+@dataclass(frozen=True)
+class BudgetSpec:
+    max_trials: Optional[int] = field(20, min=1)
+    max_seconds: Optional[float] = field(None, gt=0.0)
+    target: Optional[float] = None  # stop when the best metric reaches this value
+
+    def _check(self, path, ctx, data):
+        if self.max_trials is None and self.max_seconds is None and self.target is None:
+            raise ctx.error("the search needs an end: set max_trials, max_seconds or target", path, data)
+
+
+@dataclass(frozen=True)
+class ResourcesSpec:
+    ranks_per_trial: int = field(1, min=1)
+    gpus_per_group: int = field(0, min=0)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    backend: Literal["auto", "horovod", "torch"] = "auto"
+    trial_time_limit: Optional[float] = field(None, gt=0.0)  # seconds
+    max_consecutive_failures: int = field(5, min=1)
+    threads_per_rank: Optional[int] = field(None, min=1)
+
+
+@dataclass(frozen=True)
+class CheckpointSpec:
+    every_epochs: int = field(1, min=1)  # in-flight weights every K epochs...
+    every_seconds: float = field(60.0, gt=0.0)  # ...or at least T seconds apart, whichever is later
+    generations: int = field(2, min=2, max=100)  # checkpoint generations kept on disk
+
+
+SECTIONS = ("experiment", "space", "strategy", "objective", "budget", "resources", "checkpoint", "slurm")
+
+
+@dataclass(frozen=True)
+class StrategySpec:
+    name: str = "random"
+    options: Dict[str, Any] = field({})
+
+    def _check(self, path, ctx, data):
+        from ..strategies import STRATEGIES
+        if self.name not in STRATEGIES:
+            raise ctx.error(f"unknown strategy {self.name!r}{suggest(self.name, STRATEGIES)}; expected one "
+                            f"of: {', '.join(STRATEGIES)}", join(path, "name"), data, "name")
+        accepted = STRATEGIES[self.name].options
+        opts = data.get("options") or {}
+        for k, v in self.options.items():
+            p = join(join(path, "options"), k)
+            if k not in accepted:
+                raise ctx.error(f"unknown option of strategy {self.name!r}{suggest(k, accepted)}; expected "
+                                f"one of: {', '.join(accepted) or '(none)'}", p, opts, k)
+            d = accepted[k]
+            if isinstance(d, bool):
+                ok = isinstance(v, bool)
+            elif isinstance(d, int):
+                ok = isinstance(v, int) and not isinstance(v, bool)
+            elif isinstance(d, float):
+                ok = isinstance(v, (int, float)) and not isinstance(v, bool) and v == v
+            elif d is None:
+                ok = True
+            else:
+                ok = isinstance(v, type(d))
+            if not ok:
+                want = {bool: "true or false", int: "an integer", float: "a number", str: "a string",
+                        list: "a list", dict: "a mapping"}.get(type(d), type(d).__name__)
+                raise ctx.error(f"expected {want}, got {describe(v)}", p, opts, k)
+
+
+@dataclass(frozen=True)
+class Spec:
+    experiment: ExperimentSpec
+    space: SpaceSpec
+    strategy: StrategySpec = field(StrategySpec())
+    objective: ObjectiveSpec = field(ObjectiveSpec())
+    budget: BudgetSpec = field(BudgetSpec())
+    resources: ResourcesSpec = field(ResourcesSpec())
+    checkpoint: CheckpointSpec = field(CheckpointSpec())
+    slurm: SlurmSpec = field(SlurmSpec())
+
+    def _check(self, path, ctx, data):
+        from ..strategies import STRATEGIES
+        cls = STRATEGIES[self.strategy.name]
+        if self.objective.type == "table" and self.space.builtin != "nb201":
+            raise ctx.error("a table objective (NAS-Bench-201) needs 'space: {builtin: nb201}'",
+                            "objective.type", data.get("objective"), "type")
+        try:
+            self.make_strategy()
+        except (ValueError, TypeError) as e:
+            raise ctx.error(str(e), "strategy.options", data.get("strategy"), "options") from None
+        del cls
+
+    # -- derived objects -------------------------------------------------------------------
+    def make_space(self) -> SearchSpace:
+        return self.space.build()
+
+    def strategy_options(self) -> Dict[str, Any]:
+        """The strategy's options, with budgets filled in from the objective for multi-fidelity."""
+        from ..strategies import STRATEGIES
+        cls = STRATEGIES[self.strategy.name]
+        opts = dict(self.strategy.options)
+        if getattr(cls, "multi_fidelity", False):
+            if self.objective.type == "table":
+                lo, hi = 12.0, 200.0
+            else:
+                lo, hi = float(self.objective.min_epochs), float(self.objective.epochs)
+            if "min_budget" in cls.options:
+                opts.setdefault("min_budget", type(cls.options["min_budget"])(lo))
+            if "max_budget" in cls.options:
+                opts.setdefault("max_budget", type(cls.options["max_budget"])(hi))
+        return opts
+
+    def make_strategy(self):
+        from ..strategies import make_strategy
+        return make_strategy(self.strategy.name, self.make_space(), seed=self.experiment.seed,
+                             metric=self.objective.metric, mode=self.objective.mode,
+                             **self.strategy_options())
+
+
+def build_spec(data: Any, file: Optional[str] = None) -> Spec:
+    ctx = Ctx(file)
+    if not isinstance(data, Mapping):
+        raise ctx.error(f"expected a mapping with sections {', '.join(SECTIONS)}, got {describe(data)}", "")
+    return build(Spec, data, "", ctx)

@@ -1,0 +1,38 @@
+"""One-screen summary of a validated spec (``nasrun validate``)."""
+from __future__ import annotations
+
+import math
+
+from .spec import Spec
+
+
+def spec_summary(spec: Spec, file: str) -> str:
+    space = spec.make_space()
+    size = space.size()
+    o, b, r = spec.objective, spec.budget, spec.resources
+    if o.type == "train":
+        objective = (f"train on {o.dataset.name}{' (' + o.dataset.path + ')' if o.dataset.path else ''}, "
+                     f"{o.epochs} epochs, batch {o.batch_size}, {o.optimizer.name} lr {o.optimizer.lr:g}")
+    elif o.type == "table":
+        objective = f"table lookup ({o.benchmark}{', ' + o.path if o.path else ''})"
+    else:
+        objective = f"function {o.function}"
+    ends = [f"{b.max_trials} trials" if b.max_trials else None,
+            f"{b.max_seconds:g} s" if b.max_seconds else None,
+            f"{o.metric} reaches {b.target:g}" if b.target is not None else None]
+    opts = spec.strategy_options()
+    lines = [
+        f"{file}: valid",
+        f"  experiment  {spec.experiment.name} (seed {spec.experiment.seed}) -> {spec.experiment.directory}",
+        f"  space       {len(space)} parameters"
+        f"{' (builtin ' + spec.space.builtin + ')' if spec.space.builtin else ''}, "
+        f"{'continuous' if math.isinf(size) else f'{size:,.0f} configurations'}",
+        f"  strategy    {spec.strategy.name}"
+        + (" " + ", ".join(f"{k}={v}" for k, v in opts.items()) if opts else ""),
+        f"  objective   {o.mode}imize {o.metric}: {objective}",
+        f"  budget      until {' or '.join(e for e in ends if e)}",
+        f"  resources   {r.ranks_per_trial} rank(s) per trial, {r.gpus_per_group} GPU(s) per group, "
+        f"device {r.device}, backend {r.backend}"
+        + (f", trial time limit {r.trial_time_limit:g} s" if r.trial_time_limit else ""),
+    ]
+    return "\n".join(lines)
