@@ -59,23 +59,30 @@ class SpaceSpec:
                                     f"expected one of: {', '.join(defaults)}", p, opts, k)
                 _check_like(defaults[k], v, p, ctx, opts, k)
         raw = data.get("params") or {}
-        known = {p.name: p for p in (builtin_params(self.builtin, self.options) if self.builtin else [])}
+        builtin = {p.name: p for p in (builtin_params(self.builtin, self.options) if self.builtin else [])}
+        own = {}
         for name, spec in self.params.items():
             p = join(join(path, "params"), name)
-            if name in known:
+            if name in builtin:
                 raise ctx.error(f"parameter {name!r} is already defined by the {self.builtin} space", p, raw, name)
             _check_param(name, spec, p, ctx, raw)
-            when = _param_dict(spec).get("when") or {}
-            for parent, allowed in when.items():
-                wp = join(join(p, "when"), parent)
-                if parent not in known:
+            own[name] = param_from_dict(name, _param_dict(spec))
+        known = {**builtin, **own}
+        for name, param in own.items():
+            when = _param_dict(self.params[name]).get("when") or {}
+            for parent, allowed in param.when.items():
+                wp = join(join(join(join(path, "params"), name), "when"), parent)
+                if parent not in known or parent == name:
                     raise ctx.error(f"condition on unknown parameter {parent!r}{suggest(parent, known)}; "
-                                    f"a condition may name only parameters defined before this one "
-                                    f"({', '.join(known) or 'none'})", wp, when, parent)
-                for v in allowed if isinstance(allowed, list) else [allowed]:
+                                    f"expected one of: {', '.join(n for n in known if n != name)}",
+                                    wp, when, parent)
+                for v in allowed:
                     if not known[parent].contains(v):
                         raise ctx.error(f"{v!r} is not a value of parameter {parent!r}", wp, when, parent)
-            known[name] = param_from_dict(name, _param_dict(spec))
+        try:
+            _ordered(own)
+        except ValueError as e:
+            raise ctx.error(str(e), join(path, "params"), data, "params") from None
         try:
             self.build()
         except ValueError as e:
@@ -83,9 +90,23 @@ class SpaceSpec:
 
     def build(self) -> SearchSpace:
         params = builtin_params(self.builtin, self.options) if self.builtin else []
-        for name, spec in self.params.items():
-            params.append(param_from_dict(name, _param_dict(spec)))
-        return SearchSpace(params)
+        own = {name: param_from_dict(name, _param_dict(spec)) for name, spec in self.params.items()}
+        return SearchSpace(params + _ordered(own))
+
+
+def _ordered(params: Mapping[str, Any]) -> List[Any]:
+    """Parameters in spec order, moved after the parameters their conditions name (stable)."""
+    out: List[Any] = []
+    placed: set = set()
+    remaining = list(params.values())
+    while remaining:
+        ready = [p for p in remaining if all(parent in placed or parent not in params for parent in p.when)]
+        if not ready:
+            raise ValueError("conditions form a cycle: " + ", ".join(p.name for p in remaining))
+        out.append(ready[0])
+        placed.add(ready[0].name)
+        remaining.remove(ready[0])
+    return out
 
 
 def _check_like(default: Any, value: Any, path: str, ctx: Ctx, parent, key) -> None:
