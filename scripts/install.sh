@@ -12,6 +12,8 @@
 #   NASRUN_VENV         where the virtual environment goes (default: <repo>/.venv)
 #   NASRUN_CACHE        where the built Horovod wheel is cached (default: ~/.cache/nasrun)
 #   NASRUN_NO_HOROVOD=1 skip Horovod (torch.distributed is then the data-parallel backend)
+#   NASRUN_TORCH=keep   keep the torch already in the venv (e.g. a CUDA build on a GPU cluster)
+#                       instead of pinning the CPU build torch==2.13.0
 #   PYTHON              the interpreter that makes the venv (default: python3)
 set -euo pipefail
 
@@ -74,15 +76,29 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 PY="$VENV/bin/python"
 pip_install() { "$PY" -m pip install -q --disable-pip-version-check "$@"; }
-installed() { "$PY" -c "import importlib.metadata as m,sys; sys.exit(0 if m.version('$1')$2 else 1)" 2>/dev/null; }
+torch_is() { "$PY" -c "import importlib.metadata as m,sys; sys.exit(m.version('torch').split('+')[0] != '$1')" 2>/dev/null; }
 
-installed torch "=='$TORCH_VERSION'" || { say "torch $TORCH_VERSION (CPU build)"; pip_install "torch==$TORCH_VERSION"; }
+if [ "${NASRUN_TORCH:-}" = keep ] && "$PY" -c 'import torch' 2>/dev/null; then
+  say "torch $("$PY" -c 'import torch;print(torch.__version__)') kept (NASRUN_TORCH=keep)"
+else torch_is "$TORCH_VERSION" || { say "torch $TORCH_VERSION (CPU build)"; pip_install "torch==$TORCH_VERSION"; }
+fi
 # mpi4py compiles against the MPI found above; reinstall if it was built against another one.
 if ! "$PY" -c 'import mpi4py' 2>/dev/null; then
   say "mpi4py (against $(command -v mpicc))"
   pip_install --no-cache-dir mpi4py
 fi
-pip_install -e "$HERE$( [ "$DEV" = 1 ] && echo '[dev]' )"
+# nasrun itself, editable; skipped when this checkout is already installed with what is asked
+# for (so a user without write access to a shared venv can run this too).
+probe='import os, nasrun, click, yaml, h5py, rich, sklearn, matplotlib, safetensors
+assert os.path.realpath(os.path.dirname(nasrun.__file__)) == os.path.realpath(os.environ["NASRUN_HERE"] + "/nasrun")'
+[ "$DEV" = 1 ] && probe="$probe
+import pytest, hypothesis, scipy, spython"
+if NASRUN_HERE="$HERE" "$PY" -c "$probe" 2>/dev/null; then
+  say "nasrun present (editable, $HERE)"
+else
+  say "nasrun (editable)$( [ "$DEV" = 1 ] && echo ' with test tools')"
+  pip_install -e "$HERE$( [ "$DEV" = 1 ] && echo '[dev]' )"
+fi
 
 # ---------------------------------------------------------------- Horovod from the sdist
 if [ "${NASRUN_NO_HOROVOD:-0}" = 1 ]; then
@@ -92,7 +108,8 @@ elif "$PY" -c 'import horovod.torch' 2>/dev/null; then
 else
   pyver=$("$PY" -c 'import sys;print(f"cp{sys.version_info[0]}{sys.version_info[1]}")')
   mpiver=$(mpirun --version 2>/dev/null | head -n1 | tr -cd '0-9.' )
-  key="horovod-$HOROVOD_VERSION-torch$TORCH_VERSION-$pyver-mpi$mpiver-$(uname -m)"
+  torchver=$("$PY" -c 'import torch;print(torch.__version__)')
+  key="horovod-$HOROVOD_VERSION-torch$torchver-$pyver-mpi$mpiver-$(uname -m)"
   wheeldir="$CACHE/wheels/$key"
   if ! ls "$wheeldir"/horovod-*.whl >/dev/null 2>&1; then
     say "building Horovod $HOROVOD_VERSION from the sdist (about 8 minutes on 2 cores); cache: $wheeldir"
