@@ -137,7 +137,7 @@ class HDF5Store(Store):
             raise ValueError("generations must be at least 1")
         self.path = os.path.abspath(path)
         self.dir = os.path.dirname(self.path)
-        stem = os.path.basename(self.path)
+        stem = re.sub(r"\.\d+$", "", os.path.basename(self.path))  # experiment.h5.1 -> experiment.h5
         stem = stem[:-3] if stem.endswith(".h5") else stem
         self.weights_dir = os.path.join(self.dir, stem + ".weights")
         self.generations = generations
@@ -167,6 +167,16 @@ class HDF5Store(Store):
         except Exception:
             return -1
 
+    def _newest_first(self, files: List[str]) -> List[str]:
+        """``files`` by generation, newest first; a file whose generation cannot be read is
+        placed by its name (just after the file named before it), so it is tried and reported."""
+        rank: Dict[str, float] = {}
+        prev = math.inf
+        for p in files:
+            g = self._generation_of(p)
+            prev = rank[p] = float(g) if g >= 0 else prev - 0.5
+        return sorted(files, key=lambda p: -rank[p])
+
     # -- load ----------------------------------------------------------------------------------
     def load(self, models: bool = True) -> Optional[Snapshot]:
         """The newest good snapshot (see :class:`~nasrun.store.Store`).
@@ -178,7 +188,7 @@ class HDF5Store(Store):
             files = self.generation_files()
             if not files:
                 return None
-            order = sorted(files, key=lambda p: -self._generation_of(p))
+            order = self._newest_first(files)
             problems: List[str] = []
             vanished = False
             for p in order:

@@ -32,8 +32,12 @@ def _crc(buf: Any) -> str:
     return f"{zlib.crc32(buf) & 0xFFFFFFFF:08x}"
 
 
+def _contiguous(arr: np.ndarray) -> np.ndarray:
+    return arr if arr.flags.c_contiguous else arr.copy(order="C")  # (ascontiguousarray makes 0-d 1-d)
+
+
 def array_line(arr: np.ndarray) -> str:
-    a = np.ascontiguousarray(arr)
+    a = _contiguous(arr)
     return f"{a.dtype.str}|{list(a.shape)}|{_crc(a.reshape(-1).view(np.uint8) if a.size else b'')}"
 
 
@@ -70,7 +74,7 @@ class Writer:
         self.lines[f"{obj.name}@{name}"] = attr_line(obj.attrs[name])
 
     def array(self, path: str, arr: np.ndarray) -> h5py.Dataset:
-        arr = np.ascontiguousarray(arr)
+        arr = _contiguous(np.asarray(arr))
         ds = self.f.create_dataset(path, data=arr)
         self.lines[ds.name] = array_line(arr)
         self._pause()
@@ -104,12 +108,12 @@ class Writer:
 
 def read_dataset(ds: h5py.Dataset) -> Tuple[Any, str]:
     """A dataset's value (str / list of str for string datasets, else an array) and its line."""
-    if h5py.check_string_dtype(ds.dtype) is not None:
+    info = h5py.check_string_dtype(ds.dtype)
+    if info is not None and info.length is None:  # variable-length text (fixed-length: bytes)
         v = ds.asstr()[()]
         value = v.tolist() if isinstance(v, np.ndarray) else v
         return value, text_line(value, ds.shape)
-    arr = ds[()]
-    arr = np.asarray(arr) if not isinstance(arr, np.ndarray) else arr
+    arr = ds[...] if ds.shape == () else ds[()]  # [...] keeps a 0-d array's byte order
     return arr, array_line(arr)
 
 

@@ -1,7 +1,9 @@
 """A realistic Snapshot for tests, benchmarks and the writer used in crash tests."""
 from __future__ import annotations
 
-from typing import Dict, Optional
+import dataclasses
+import math
+from typing import Any, Dict, Optional
 
 import numpy as np
 
@@ -67,3 +69,46 @@ def sample_snapshot(step: int = 0, n_trials: int = 8, model_params: int = 1000,
                       "rng": g.integers(0, 2 ** 32, 4, dtype=np.uint64)})
     return Snapshot(spec_text if spec_text is not None else SPEC, "0.1.0", trials, strategy_state,
                     runtime_state, models)
+
+
+def difference(a: Any, b: Any, where: str = "") -> Optional[str]:
+    """Where ``a`` and ``b`` differ in structure, type, dtype or value (None when identical).
+
+    Compares dataclasses field by field, dicts with key order, numpy arrays by dtype, shape and
+    values (NaN equal to NaN)."""
+    if type(a) is not type(b):
+        return f"{where or '.'}: {type(a).__name__} != {type(b).__name__}"
+    if dataclasses.is_dataclass(a):
+        for f in dataclasses.fields(a):
+            d = difference(getattr(a, f.name), getattr(b, f.name), f"{where}.{f.name}")
+            if d:
+                return d
+        return None
+    if isinstance(a, np.ndarray):
+        if a.dtype != b.dtype or a.shape != b.shape:
+            return f"{where}: {a.dtype}{a.shape} != {b.dtype}{b.shape}"
+        nan = a.dtype.kind in "fc"
+        return None if np.array_equal(a, b, equal_nan=nan) else f"{where}: values differ"
+    if isinstance(a, np.generic):
+        if a.dtype != b.dtype:
+            return f"{where}: {a.dtype} != {b.dtype}"
+        return difference(np.asarray(a), np.asarray(b), where)
+    if isinstance(a, dict):
+        if list(a) != list(b):
+            return f"{where}: keys {list(a)} != {list(b)}"
+        for k in a:
+            d = difference(a[k], b[k], f"{where}[{k!r}]")
+            if d:
+                return d
+        return None
+    if isinstance(a, (list, tuple)):
+        if len(a) != len(b):
+            return f"{where}: length {len(a)} != {len(b)}"
+        for i, (x, y) in enumerate(zip(a, b)):
+            d = difference(x, y, f"{where}[{i}]")
+            if d:
+                return d
+        return None
+    if isinstance(a, float) and math.isnan(a) and math.isnan(b):
+        return None
+    return None if a == b else f"{where}: {a!r} != {b!r}"
