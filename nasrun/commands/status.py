@@ -9,6 +9,7 @@ import json
 import math
 import os
 import time
+import warnings
 from typing import Any, Dict, List, Optional
 
 import click
@@ -22,14 +23,16 @@ def experiment_status(path: str, top: int = 5) -> Dict[str, Any]:
     import h5py
     import yaml
 
-    from ..store import open_store
+    from ..store import CheckpointWarning, open_store
     from ..store.base import DONE, FAILED, QUEUED, RUNNING
     from ..store.hdf5 import _objective
 
     if not os.path.exists(path):
         raise CheckpointError(f"{path}: no such file or directory")
     store = open_store(path)
-    snap = store.load(models=False)
+    with warnings.catch_warnings():  # the report carries them (store.warnings)
+        warnings.simplefilter("ignore", CheckpointWarning)
+        snap = store.load(models=False)
     if snap is None:
         raise CheckpointError(f"{path}: no nasrun checkpoint here (expected {store.path})")
     with h5py.File(store.loaded_from, "r", locking=False) as f:
