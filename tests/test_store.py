@@ -8,12 +8,11 @@ import h5py
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
+from test_store_codec import nested
 
 from nasrun.errors import CheckpointError
 from nasrun.store import CheckpointWarning, HDF5Store, ModelState, Snapshot, open_store
 from nasrun.store.sample import SPEC, difference, sample_snapshot
-
-from test_store_codec import nested
 
 
 def saved(tmp_path, steps=(1,), generations=2, **kw):

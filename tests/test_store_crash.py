@@ -8,7 +8,6 @@ import warnings
 
 import h5py
 import numpy as np
-import pytest
 
 from nasrun.store import CheckpointWarning, open_store
 from nasrun.store.sample import difference, sample_snapshot

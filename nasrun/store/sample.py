@@ -24,7 +24,6 @@ def sample_snapshot(step: int = 0, n_trials: int = 8, model_params: int = 1000,
     ``step`` makes it distinct (tests check which save a load returned): it is stored in
     ``runtime_state['step']`` and changes the model tensors' values.
     """
-    rng = np.random.default_rng(step)
     trials = []
     statuses = [DONE, FAILED, RUNNING, QUEUED]
     for i in range(n_trials):
@@ -104,7 +103,7 @@ def difference(a: Any, b: Any, where: str = "") -> Optional[str]:
     if isinstance(a, (list, tuple)):
         if len(a) != len(b):
             return f"{where}: length {len(a)} != {len(b)}"
-        for i, (x, y) in enumerate(zip(a, b)):
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
             d = difference(x, y, f"{where}[{i}]")
             if d:
                 return d
