@@ -3,4 +3,6 @@ from typing import List
 
 import click
 
-COMMANDS: List[click.Command] = []
+from .status import status
+
+COMMANDS: List[click.Command] = [status]

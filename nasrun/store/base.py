@@ -54,6 +54,11 @@ class ModelState:
 
     ``epoch`` is the number of finished epochs; ``meta`` holds plain data (the learning curve so
     far, the optimizer's non-tensor state, the RNG of the trainer...).
+
+    A ModelState is a value, never updated in place: the same ``trial_id`` and ``epoch`` (with
+    the same tensor names, dtypes, shapes and meta) mean the same tensors. Stores rely on it to
+    write a model state once and reuse it in later snapshots; make a new ModelState after
+    further training.
     """
 
     trial_id: int
