@@ -13,7 +13,6 @@
 #
 # Write your own template by copying this file: keep the placeholders in double braces; their
 # values are already shell-quoted.
-set -u
 
 NASRUN_SLURM_SPEC={{ spec }}
 NASRUN_SLURM_DIR={{ experiment_dir }}

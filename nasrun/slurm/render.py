@@ -65,7 +65,11 @@ def sbatch_lines(s: SlurmSpec, job_name: str, paths: JobPaths) -> List[str]:
 
 
 def setup_lines(s: SlurmSpec) -> List[str]:
-    lines = [f"module load {quote(m)}" for m in s.modules]
+    lines = []
+    if s.modules:  # `module` is a shell function that a non-login batch shell may lack
+        lines.append("type module >/dev/null 2>&1 || . /etc/profile >/dev/null 2>&1")
+    lines += [f"module load {quote(m)} || {{ echo 'nasrun: module load failed' >&2; exit 1; }}"
+              for m in s.modules]
     lines += [f"export {name}={quote(value)}" for name, value in s.env.items()]
     return lines
 

@@ -26,7 +26,6 @@
 #
 # Write your own template by copying this file: keep the placeholders in double braces; their
 # values are already shell-quoted.
-set -u
 
 NASRUN_SLURM_SPEC=/home/u/nas/spec.yaml
 NASRUN_SLURM_DIR=/home/u/nas/runs/exp
@@ -40,8 +39,9 @@ NASRUN_SLURM_CANCELLED="$NASRUN_SLURM_DIR"/slurm-cancelled
 NASRUN_SLURM_CHECKPOINT="$NASRUN_SLURM_DIR"/experiment.h5
 NASRUN_SLURM_NASRUN=(srun --mpi=pmix nasrun)
 
-module load openmpi/4.1.4
-module load cuda/12.1
+type module >/dev/null 2>&1 || . /etc/profile >/dev/null 2>&1
+module load openmpi/4.1.4 || { echo 'nasrun: module load failed' >&2; exit 1; }
+module load cuda/12.1 || { echo 'nasrun: module load failed' >&2; exit 1; }
 export OMP_NUM_THREADS=8
 export NCCL_DEBUG=WARN
 

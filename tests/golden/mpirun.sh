@@ -19,7 +19,6 @@
 #
 # Write your own template by copying this file: keep the placeholders in double braces; their
 # values are already shell-quoted.
-set -u
 
 NASRUN_SLURM_SPEC=/home/u/nas/spec.yaml
 NASRUN_SLURM_DIR=/home/u/nas/runs/exp
