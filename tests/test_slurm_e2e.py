@@ -15,6 +15,15 @@ import pytest
 from slurm_support import REPO, chain_done, events, job_output, nasrun, slurm_cluster, wait_for
 
 pytestmark = pytest.mark.slurm
+
+
+def _has_runtime():
+    from nasrun.cli import main
+    return "run" in main.commands and "resume" in main.commands
+
+
+if not _has_runtime():  # only until the runtime branch is merged; then these always run
+    pytest.skip("`nasrun run`/`nasrun resume` are not in this tree yet", allow_module_level=True)
 __all__ = ["slurm_cluster"]
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 import os
 import stat
 import subprocess
-import sys
 
 import pytest
 
@@ -152,7 +151,8 @@ def test_dry_run_shows_every_option_and_submits_nothing(tmp_path):
                  "#SBATCH --cpus-per-task=7", "#SBATCH --gpus-per-node=2", "#SBATCH --gres=gpu:2",
                  "#SBATCH --mem=4000M", "#SBATCH --time=1-00:00:00", "#SBATCH --signal=B:USR1@240",
                  f"#SBATCH --output={exp}/slurm/%j.out", "#SBATCH --constraint=a100",
-                 "NASRUN_SLURM_MAX_RESUBMITS=9", "module load cuda/12.1 || { echo 'nasrun: module load failed' >&2; exit 1; }", "export FOO=bar",
+                 "NASRUN_SLURM_MAX_RESUBMITS=9", "export FOO=bar",
+                 "module load cuda/12.1 || { echo 'nasrun: module load failed' >&2; exit 1; }",
                  f"NASRUN_SLURM_SPEC={tmp_path}/spec.yaml", f"NASRUN_SLURM_DIR={exp}",
                  f"NASRUN_SLURM_WORKDIR={tmp_path}",
                  'NASRUN_SLURM_NASRUN=(mpirun -np "$SLURM_NTASKS" --oversubscribe apptainer exec --nv '

@@ -24,8 +24,14 @@ def now() -> str:
 def append_event(experiment_dir: str, event: str, job_id: str, resubmit: int, **extra: Any) -> None:
     os.makedirs(experiment_dir, exist_ok=True)
     record = {"event": event, "job_id": str(job_id), "resubmit": int(resubmit), "time": now(), **extra}
-    with open(os.path.join(experiment_dir, CHAIN_FILE), "a", encoding="utf-8") as f:
-        f.write(json.dumps(record) + "\n")
+    path = os.path.join(experiment_dir, CHAIN_FILE)
+    with open(path, "a+b") as f:
+        f.seek(0, os.SEEK_END)
+        start = b""
+        if f.tell() > 0:  # a torn last line must not swallow this record
+            f.seek(-1, os.SEEK_END)
+            start = b"" if f.read(1) == b"\n" else b"\n"
+        f.write(start + (json.dumps(record) + "\n").encode())
 
 
 def read_events(experiment_dir: str) -> List[Dict[str, Any]]:
