@@ -129,9 +129,8 @@ class SlurmSpec:
             for i, v in enumerate(getattr(self, key)):
                 if CONTROL.search(v):
                     raise err(f"{TEXT_HELP}, got {v!r}", f"{key}[{i}]", k=key)
-        if self.container is None and (self.binds or "container_runtime" in data):
-            key = "binds" if self.binds else "container_runtime"
-            raise err("only used with 'container: IMAGE'", key)
+        if self.container is None and self.binds:  # (container_runtime may stay: dump_spec writes it)
+            raise err("only used with 'container: IMAGE'", "binds")
 
     @property
     def time_seconds(self) -> int:
