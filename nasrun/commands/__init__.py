@@ -4,5 +4,6 @@ from typing import List
 import click
 
 from .status import status
+from .submit import cancel, jobs, submit
 
-COMMANDS: List[click.Command] = [status]
+COMMANDS: List[click.Command] = [status, submit, jobs, cancel]

@@ -1,0 +1,128 @@
+"""Render a SLURM batch script from a template and the spec's ``slurm`` section.
+
+:func:`render` is a pure function (no files, no clocks, no environment): the same arguments give
+the same script, which is what the golden-file tests compare. Templates use ``{{ name }}``
+placeholders; every value put into them is either a number, a fixed string of our own, or passed
+through :func:`quote` (``shlex.quote`` after refusing control characters, which no quoting makes
+safe in an ``#SBATCH`` line or a comment).
+"""
+from __future__ import annotations
+
+import os
+import re
+import shlex
+from dataclasses import dataclass
+from typing import Dict, List, Optional
+
+from ..errors import UserInputError
+from ..spec.slurm import CONTROL, SlurmSpec
+
+PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
+TEMPLATE_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                            "slurm")
+DEFAULT_TEMPLATE = os.path.join(TEMPLATE_DIR, "nasrun-job.sh")
+CHAIN_FILE = "slurm-jobs.json"
+CANCEL_MARKER = "slurm-cancelled"
+CHECKPOINT_FILE = "experiment.h5"
+
+
+def quote(value: str) -> str:
+    """``shlex.quote`` for a value that must also stay on one line."""
+    if CONTROL.search(value):
+        raise ValueError(f"value contains a newline or another control character: {value!r}")
+    return shlex.quote(value)
+
+
+@dataclass(frozen=True)
+class JobPaths:
+    """Where the job runs and what it works on (absolute paths)."""
+
+    spec: str  # the YAML spec passed to `nasrun run`
+    experiment_dir: str  # <experiment dir>: checkpoint, chain file, slurm/ output
+    workdir: str  # the directory `nasrun submit` ran in; relative paths in the spec start here
+    script: str  # where the rendered script is written (resubmissions submit it again)
+
+    @property
+    def output(self) -> str:
+        return os.path.join(self.experiment_dir, "slurm", "%j.out")
+
+
+def sbatch_lines(s: SlurmSpec, job_name: str, paths: JobPaths) -> List[str]:
+    opts = [f"--job-name={quote(job_name)}", f"--nodes={s.nodes}",
+            f"--ntasks-per-node={s.tasks_per_node}", f"--cpus-per-task={s.cpus_per_task}"]
+    if s.gpus_per_node:
+        opts.append(f"--gpus-per-node={s.gpus_per_node}")
+    for key in ("gres", "mem", "partition", "account", "qos"):
+        value = getattr(s, key)
+        if value is not None:
+            opts.append(f"--{key}={quote(value)}")
+    opts.append(f"--time={quote(s.time)}")
+    # B: signals only the batch shell, which forwards SIGUSR1 to the launcher (see the template)
+    opts.append(f"--signal=B:USR1@{s.signal_lead}")
+    opts.append(f"--output={quote(paths.output)}")
+    opts.extend(s.extra_sbatch)  # validated: '--name[=value]', no control characters
+    return [f"#SBATCH {o}" for o in opts]
+
+
+def setup_lines(s: SlurmSpec) -> List[str]:
+    lines = []
+    if s.modules:  # `module` is a shell function that a non-login batch shell may lack
+        lines.append("type module >/dev/null 2>&1 || . /etc/profile >/dev/null 2>&1")
+    lines += [f"module load {quote(m)} || {{ echo 'nasrun: module load failed' >&2; exit 1; }}"
+              for m in s.modules]
+    lines += [f"export {name}={quote(value)}" for name, value in s.env.items()]
+    return lines
+
+
+def nasrun_words(s: SlurmSpec, python: Optional[str] = None) -> List[str]:
+    """The command that runs ``nasrun`` on every task, already quoted word by word:
+    launcher, optional container runtime, then ``nasrun`` or ``PYTHON -m nasrun``."""
+    if s.launcher == "srun":
+        words = ["srun", f"--mpi={quote(s.mpi)}"]
+    else:
+        words = ["mpirun", "-np", '"$SLURM_NTASKS"']
+    words += [quote(a) for a in s.launcher_args]
+    if s.container:
+        words += [s.container_runtime, "exec"]
+        if s.wants_gpus:
+            words.append("--nv")
+        for b in s.binds:
+            words += ["--bind", quote(b)]
+        words.append(quote(s.container))
+    py = python or s.python
+    words += [quote(py), "-m", "nasrun"] if py else ["nasrun"]
+    return words
+
+
+def render(s: SlurmSpec, *, job_name: str, paths: JobPaths, template: str,
+           template_name: str = "nasrun-job.sh", python: Optional[str] = None) -> str:
+    """The batch script text: ``template`` with its ``{{ placeholders }}`` filled in.
+
+    Placeholders: sbatch, setup, nasrun, spec, experiment_dir, workdir, script, job_name,
+    max_resubmits, chain_file, cancel_marker, checkpoint_file, template. An unknown placeholder
+    is a UserInputError naming the template.
+    """
+    values: Dict[str, str] = {
+        "sbatch": "\n".join(sbatch_lines(s, job_name, paths)),
+        "setup": "\n".join(setup_lines(s)) or "# (no modules or environment variables in the spec)",
+        "nasrun": " ".join(nasrun_words(s, python)),
+        "spec": quote(paths.spec),
+        "experiment_dir": quote(paths.experiment_dir),
+        "workdir": quote(paths.workdir),
+        "script": quote(paths.script),
+        "job_name": quote(job_name),
+        "max_resubmits": str(int(s.max_resubmits)),
+        "chain_file": quote(CHAIN_FILE),
+        "cancel_marker": quote(CANCEL_MARKER),
+        "checkpoint_file": quote(CHECKPOINT_FILE),
+        "template": quote(template_name),
+    }
+
+    def fill(m: re.Match) -> str:
+        name = m.group(1)
+        if name not in values:
+            raise UserInputError(f"{template_name}: unknown placeholder {{{{ {name} }}}}; known: "
+                                 f"{', '.join(sorted(values))}")
+        return values[name]
+
+    return PLACEHOLDER.sub(fill, template)

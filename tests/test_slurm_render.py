@@ -1,0 +1,246 @@
+"""The batch script as text: golden files, every option in --dry-run, hostile values, validation."""
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+
+import pytest
+
+from nasrun.errors import SpecError
+from nasrun.slurm.render import DEFAULT_TEMPLATE, JobPaths, render
+from nasrun.spec import parse_spec
+from nasrun.spec.slurm import parse_time
+
+from slurm_support import REPO, nasrun, write_spec
+
+GOLDEN = os.path.join(REPO, "tests", "golden")
+PATHS = JobPaths(spec="/home/u/nas/spec.yaml", experiment_dir="/home/u/nas/runs/exp",
+                 workdir="/home/u/nas", script="/home/u/nas/runs/exp/slurm/job.sh")
+BASE = "experiment: {name: exp}\nspace: {builtin: chain}\n"
+
+CASES = {
+    "defaults": "",
+    "gpus-modules-env": """slurm:
+  partition: gpu
+  account: proj-42
+  qos: high
+  nodes: 2
+  tasks_per_node: 4
+  cpus_per_task: 8
+  gpus_per_node: 4
+  mem: 64G
+  time: "2-00:00:00"
+  signal_lead: 300
+  max_resubmits: 10
+  modules: [openmpi/4.1.4, cuda/12.1]
+  env: {OMP_NUM_THREADS: "8", NCCL_DEBUG: WARN}
+  extra_sbatch: ["--constraint=a100", "--exclusive"]
+""",
+    "mpirun": """slurm:
+  launcher: mpirun
+  launcher_args: [--bind-to, none]
+  python: /opt/venv/bin/python
+  time: "30"
+  signal_lead: 60
+""",
+    "container": """slurm:
+  gres: "gpu:a100:2"
+  container: /images/nasrun.sif
+  container_runtime: singularity
+  binds: [/data, "/scratch/u:/scratch"]
+""",
+}
+
+
+def rendered(case: str) -> str:
+    spec = parse_spec(BASE + CASES[case])
+    with open(DEFAULT_TEMPLATE) as f:
+        template = f.read()
+    return render(spec.slurm, job_name=spec.slurm.job_name or spec.experiment.name, paths=PATHS,
+                  template=template)
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_rendered_script_matches_golden_file(case):
+    path = os.path.join(GOLDEN, f"{case}.sh")
+    text = rendered(case)
+    if os.environ.get("NASRUN_UPDATE_GOLDEN"):
+        with open(path, "w") as f:
+            f.write(text)
+    with open(path) as f:
+        assert text == f.read(), f"rendered script differs from {path} (NASRUN_UPDATE_GOLDEN=1 rewrites it)"
+    assert subprocess.run(["bash", "-n", path], timeout=10).returncode == 0
+
+
+def test_render_is_pure():
+    assert rendered("container") == rendered("container")
+
+
+def test_time_formats():
+    assert parse_time("30") == 1800
+    assert parse_time("45:30") == 45 * 60 + 30
+    assert parse_time("01:00:00") == 3600
+    assert parse_time("2-00") == 2 * 86400
+    assert parse_time("1-02:03") == 86400 + 2 * 3600 + 3 * 60
+    assert parse_time("1-02:03:04") == 86400 + 2 * 3600 + 3 * 60 + 4
+    for bad in ("", "1h", "1:2:3:4", "-5", "0", "1-", "a:b"):
+        with pytest.raises(ValueError):
+            parse_time(bad)
+
+
+@pytest.mark.parametrize("slurm, path", [
+    ('job_name: "a\\nb"', "slurm.job_name"),
+    ('job_name: "a\\rb"', "slurm.job_name"),
+    ('partition: "gpu; rm -rf ~"', "slurm.partition"),
+    ('partition: "gpu\\n#SBATCH --account=x"', "slurm.partition"),
+    ('account: "$(id)"', "slurm.account"),
+    ('qos: "a b"', "slurm.qos"),
+    ('gres: "gpu:1;x"', "slurm.gres"),
+    ('mem: "4 GB"', "slurm.mem"),
+    ('mem: "`id`"', "slurm.mem"),
+    ('time: "1h"', "slurm.time"),
+    ('time: 1:30:00', "slurm.time"),
+    ('time: "2"\n  signal_lead: 120', "slurm.signal_lead"),
+    ('modules: ["cuda; touch x"]', "slurm.modules[0]"),
+    ('modules: ["$(touch x)"]', "slurm.modules[0]"),
+    ('env: {"A B": x}', "slurm.env.A B"),
+    ('env: {"X=$(id)": x}', "slurm.env.X=$(id)"),
+    ('env: {A: "line\\nbreak"}', "slurm.env.A"),
+    ('env: {NASRUN_SLURM_RESUBMIT: "0"}', "slurm.env.NASRUN_SLURM_RESUBMIT"),
+    ('extra_sbatch: ["constraint=a100"]', "slurm.extra_sbatch[0]"),
+    ('extra_sbatch: ["--x\\n--y"]', "slurm.extra_sbatch[0]"),
+    ('extra_sbatch: ["--signal=USR2@60"]', "slurm.extra_sbatch[0]"),
+    ('extra_sbatch: ["--output=/tmp/x"]', "slurm.extra_sbatch[0]"),
+    ('launcher: slurm', "slurm.launcher"),
+    ('mpi: "pmix --x"', "slurm.mpi"),
+    ('launcher_args: ["a\\nb"]', "slurm.launcher_args[0]"),
+    ('container: "a\\nb"', "slurm.container"),
+    ('binds: [/data]', "slurm.binds"),
+    ('container: x.sif\n  binds: ["a\\nb"]', "slurm.binds[0]"),
+    ('python: "py\\nthon"', "slurm.python"),
+    ('max_resubmits: -1', "slurm.max_resubmits"),
+    ('nodes: 0', "slurm.nodes"),
+    ('tasks_per_node: 1.5', "slurm.tasks_per_node"),
+])
+def test_unsafe_or_malformed_values_are_rejected_with_their_key_path(slurm, path):
+    with pytest.raises(SpecError) as e:
+        parse_spec(BASE + "slurm:\n  " + slurm + "\n", "s.yaml")
+    assert e.value.path == path, str(e.value)
+    assert str(e.value).startswith("s.yaml:")
+
+
+def _dry_run(tmp_path, slurm_lines, *args):
+    spec = write_spec(str(tmp_path / "spec.yaml"), "exp", slurm_lines)
+    env = dict(os.environ, PYTHONPATH=REPO)
+    return nasrun(["submit", "--dry-run", *args, spec], cwd=str(tmp_path), env=env)
+
+
+def test_dry_run_shows_every_option_and_submits_nothing(tmp_path):
+    p = _dry_run(tmp_path, [
+        "job_name: my-job", "partition: gpu", "account: proj", "qos: normal", "nodes: 2",
+        "tasks_per_node: 4", "cpus_per_task: 7", "gpus_per_node: 2", "gres: 'gpu:2'", "mem: 4000M",
+        'time: "1-00:00:00"', "signal_lead: 240", "max_resubmits: 9", "launcher: mpirun",
+        "launcher_args: [--oversubscribe]", "modules: [cuda/12.1]", "env: {FOO: bar}",
+        "extra_sbatch: ['--constraint=a100']", "container: img.sif", "binds: [/data]",
+    ])
+    out = p.stdout
+    exp = str(tmp_path / "runs" / "exp")
+    for line in ["#SBATCH --job-name=my-job", "#SBATCH --partition=gpu", "#SBATCH --account=proj",
+                 "#SBATCH --qos=normal", "#SBATCH --nodes=2", "#SBATCH --ntasks-per-node=4",
+                 "#SBATCH --cpus-per-task=7", "#SBATCH --gpus-per-node=2", "#SBATCH --gres=gpu:2",
+                 "#SBATCH --mem=4000M", "#SBATCH --time=1-00:00:00", "#SBATCH --signal=B:USR1@240",
+                 f"#SBATCH --output={exp}/slurm/%j.out", "#SBATCH --constraint=a100",
+                 "NASRUN_SLURM_MAX_RESUBMITS=9", "export FOO=bar",
+                 "module load cuda/12.1 || { echo 'nasrun: module load failed' >&2; exit 1; }",
+                 f"NASRUN_SLURM_SPEC={tmp_path}/spec.yaml", f"NASRUN_SLURM_DIR={exp}",
+                 f"NASRUN_SLURM_WORKDIR={tmp_path}",
+                 'NASRUN_SLURM_NASRUN=(mpirun -np "$SLURM_NTASKS" --oversubscribe apptainer exec --nv '
+                 '--bind /data img.sif nasrun)',
+                 f"# would write {exp}/slurm/job.sh and run: sbatch --parsable "
+                 f"--export=ALL,NASRUN_SLURM_RESUBMIT=0 {exp}/slurm/job.sh"]:
+        assert line in out.splitlines(), line
+    assert not os.path.exists(exp), "--dry-run must not write anything"
+
+
+def test_dry_run_python_option_and_default_job_name(tmp_path):
+    out = _dry_run(tmp_path, ["python: /spec/python"], "--python", "/usr/bin/python3").stdout
+    assert "#SBATCH --job-name=exp" in out.splitlines()
+    assert "NASRUN_SLURM_NASRUN=(srun --mpi=pmix /usr/bin/python3 -m nasrun)" in out.splitlines()
+    out = _dry_run(tmp_path, ["python: /spec/py thon"]).stdout
+    assert "NASRUN_SLURM_NASRUN=(srun --mpi=pmix '/spec/py thon' -m nasrun)" in out.splitlines()
+
+
+def test_own_template_and_unknown_placeholder(tmp_path):
+    t = tmp_path / "mine.sh"
+    t.write_text("#!/bin/bash\n{{ sbatch }}\necho {{ job_name }} {{spec}}\n")
+    out = _dry_run(tmp_path, ["job_name: 'a b'"], "--template", str(t)).stdout
+    assert f"echo 'a b' {tmp_path}/spec.yaml" in out
+    t.write_text("{{ nope }}\n")
+    spec = str(tmp_path / "spec.yaml")
+    p = nasrun(["submit", "--dry-run", "--template", str(t), spec], cwd=str(tmp_path),
+               env=dict(os.environ, PYTHONPATH=REPO), check=False)
+    assert p.returncode == 2 and "unknown placeholder {{ nope }}" in p.stderr and "Traceback" not in p.stderr
+
+
+def test_bad_spec_value_fails_submit_with_key_path(tmp_path):
+    spec = write_spec(str(tmp_path / "spec.yaml"), "exp", ['partition: "a;b"'])
+    p = nasrun(["submit", "--dry-run", spec], cwd=str(tmp_path), env=dict(os.environ, PYTHONPATH=REPO),
+               check=False)
+    assert p.returncode == 2 and "slurm.partition" in p.stderr and "Traceback" not in p.stderr
+
+
+HOSTILE = [
+    "$(touch canary)", "`touch canary`", "x; touch canary", "x' ; touch canary; '", 'x" ; touch canary; "',
+    "x && touch canary", "x | touch canary", "$(touch${IFS}canary)", "x > canary", "\\$(touch canary)",
+]
+
+FAKE = """#!/bin/bash
+# records how it was called: one argument per line, then the environment variable WEIRD
+{ printf '%s\\n' "$(basename "$0")" "$@"; printf 'WEIRD=%s\\n' "${WEIRD-unset}"; } >> "$CALLS"
+exit 0
+"""
+
+
+@pytest.mark.parametrize("value", HOSTILE)
+def test_hostile_values_do_not_run_when_the_script_runs(tmp_path, value):
+    """Render with hostile job name, env value, module-free paths; run the whole script with bash
+    against fake srun/sbatch/module commands in a sandbox; no canary may appear."""
+    sandbox = tmp_path / value.replace("/", "_")[:20]
+    sandbox.mkdir()
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for name in ("srun", "sbatch", "module", "apptainer"):
+        f = bin_dir / name
+        f.write_text(FAKE)
+        f.chmod(f.stat().st_mode | stat.S_IEXEC)
+    spec = parse_spec(BASE + "slurm:\n  container: img.sif\n  launcher_args: [--label]\n")
+    s = spec.slurm
+    import dataclasses
+    s = dataclasses.replace(s, env={"WEIRD": value}, launcher_args=[value], binds=[value], container=value)
+    exp = str(sandbox / value.replace("/", "_"))
+    paths = JobPaths(spec=str(sandbox / (value.replace("/", "_") + ".yaml")), experiment_dir=exp,
+                     workdir=str(sandbox), script=str(sandbox / "job.sh"))
+    with open(DEFAULT_TEMPLATE) as f:
+        text = render(s, job_name=value, paths=paths, template=f.read(), python=value)
+    script = tmp_path / "job.sh"
+    script.write_text(text)
+    calls = tmp_path / "calls.txt"
+    env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "CALLS": str(calls), "SLURM_JOB_ID": "7", "SLURM_NTASKS": "3",
+           "HOME": str(tmp_path)}
+    p = subprocess.run(["bash", str(script)], cwd=str(sandbox), env=env, capture_output=True, text=True,
+                       timeout=30)
+    assert p.returncode == 0, p.stdout + p.stderr
+    for d in (tmp_path, sandbox, sandbox.parent):
+        assert not (d / "canary").exists(), f"injection worked with {value!r}"
+    lines = calls.read_text().splitlines()
+    assert lines == ["srun", "--mpi=pmix", value, "apptainer", "exec", "--bind", value, value, value,
+                     "-m", "nasrun", "run", paths.spec, f"WEIRD={value}"]
+    assert f"({value})" in p.stdout  # the job name printed literally
+
+
+def test_control_characters_in_paths_are_refused(tmp_path):
+    spec = parse_spec(BASE)
+    paths = JobPaths(spec="/a\nb/spec.yaml", experiment_dir="/x", workdir="/x", script="/x/job.sh")
+    with pytest.raises(ValueError):
+        render(spec.slurm, job_name="x", paths=paths, template="{{ spec }}")
