@@ -2,10 +2,12 @@
 from typing import Dict, Type
 
 from .base import FINISHED, WAIT, Strategy
+from .evolution import RegularizedEvolution
 from .random_search import RandomSearch
 
 STRATEGIES: Dict[str, Type[Strategy]] = {
     "random": RandomSearch,
+    "evolution": RegularizedEvolution,
 }
 
 
