@@ -2,12 +2,18 @@
 from typing import Dict, Type
 
 from .base import FINISHED, WAIT, Strategy
+from .asha import ASHA
+from .bohb import BOHB
 from .evolution import RegularizedEvolution
+from .hyperband import Hyperband
 from .random_search import RandomSearch
 
 STRATEGIES: Dict[str, Type[Strategy]] = {
     "random": RandomSearch,
     "evolution": RegularizedEvolution,
+    "hyperband": Hyperband,
+    "asha": ASHA,
+    "bohb": BOHB,
 }
 
 
