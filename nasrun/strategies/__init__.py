@@ -7,10 +7,12 @@ from .bohb import BOHB
 from .evolution import RegularizedEvolution
 from .hyperband import Hyperband
 from .random_search import RandomSearch
+from .rl_controller import RLController
 
 STRATEGIES: Dict[str, Type[Strategy]] = {
     "random": RandomSearch,
     "evolution": RegularizedEvolution,
+    "rl": RLController,
     "hyperband": Hyperband,
     "asha": ASHA,
     "bohb": BOHB,
