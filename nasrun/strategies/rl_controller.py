@@ -37,7 +37,7 @@ INIT_RANGE = 0.08
 
 class RLController(Strategy):
     options = {"replicas": 4, "samples_per_replica": 4, "bins": 8, "hidden_size": 32,
-               "lr": 0.01, "baseline_decay": 0.95, "entropy_weight": 0.01,
+               "lr": 0.01, "baseline_decay": 0.95, "entropy_weight": 0.001,
                "max_staleness": 8, "normalize_advantage": True}
 
     def __init__(self, space, seed=0, metric="valid_accuracy", mode="max", **options):
