@@ -92,7 +92,8 @@ class Driver:
         other = Driver.__new__(Driver)
         other.strategy, other.outstanding = strategy, self.outstanding
         other.rng = copy.deepcopy(self.rng)
-        other.pending, other.asked, other.told = list(self.pending), list(self.asked), dict(self.told)
+        other.pending, other.asked = list(self.pending), list(self.asked)
+        other.told = dict(self.told)
         return other
 
 

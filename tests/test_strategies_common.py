@@ -1,11 +1,10 @@
 """One suite for every registered strategy (in the spirit of Optuna's BasicSamplerTestCase)."""
 import pytest
 import torch
+from strategy_harness import Driver, build, json_roundtrip, spaces
 
 from nasrun.strategies import STRATEGIES, WAIT
 from nasrun.trial import Outcome, Suggestion
-
-from strategy_harness import Driver, build, json_roundtrip, spaces
 
 torch.set_num_threads(1)
 

@@ -31,7 +31,8 @@ def test_evolution_random_first_then_children_of_tournament_winner_oldest_leaves
     ev.tell(done(child, 10))  # worse than all, but the oldest (trial 0) leaves
     assert [m["trial_id"] for m in ev.population] == [1, 2, 3, child.trial_id]
     failed_random = make_strategy("evolution", NB201, seed=0, population_size=2)
-    a, b = failed_random.ask(), failed_random.ask()
+    a = failed_random.ask()
+    failed_random.ask()
     failed_random.tell(Outcome.failure(a.trial_id, "x"))
     assert failed_random.ask().info["origin"] == "random"  # a failed random one is replaced
 

@@ -126,7 +126,8 @@ def _numbers(file: Path, name: str, values: list) -> np.ndarray:
                              f"{values[bad]!r}") from None
     if not np.all(np.isfinite(arr)):
         bad = int(np.flatnonzero(~np.isfinite(arr))[0])
-        raise UserInputError(f"{file}, line {bad + 2}: column {name} is not finite ({values[bad]!r})")
+        raise UserInputError(f"{file}, line {bad + 2}: column {name} is not finite "
+                             f"({values[bad]!r})")
     return arr
 
 
@@ -187,6 +188,7 @@ class NB201Objective:
         return Outcome(suggestion.trial_id, "done", metrics), seconds
 
     def best_possible(self, metric: str = "valid_accuracy") -> Optional[float]:
-        col = {"valid_accuracy": self.table.valid200, "test_accuracy": self.table.test200}.get(metric)
+        col = {"valid_accuracy": self.table.valid200,
+               "test_accuracy": self.table.test200}.get(metric)
         return None if col is None else float(np.max(col))
 

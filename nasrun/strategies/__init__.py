@@ -1,8 +1,8 @@
 """Search strategies behind one ask/tell interface (see :mod:`nasrun.strategies.base`)."""
 from typing import Dict, Type
 
-from .base import FINISHED, WAIT, Strategy
 from .asha import ASHA
+from .base import FINISHED, WAIT, Strategy
 from .bohb import BOHB
 from .evolution import RegularizedEvolution
 from .hyperband import Hyperband

@@ -35,7 +35,8 @@ def _codes(X: np.ndarray, cats: np.ndarray) -> np.ndarray:
     for j in np.flatnonzero(cats):
         k = cats[j]
         col = X[:, j]
-        C[:, j] = np.where(np.isnan(col), k, np.minimum((np.nan_to_num(col) * k).astype(int), k - 1))
+        index = np.minimum((np.nan_to_num(col) * k).astype(int), k - 1)
+        C[:, j] = np.where(np.isnan(col), k, index)
     return C
 
 

@@ -19,7 +19,8 @@ class ParameterServer:
         self.params = {k: np.array(v, dtype=float) for k, v in params.items()}
         self.m = {k: np.zeros_like(v) for k, v in self.params.items()}
         self.v = {k: np.zeros_like(v) for k, v in self.params.items()}
-        self.lr, self.max_staleness, self.betas, self.eps = float(lr), int(max_staleness), betas, eps
+        self.lr, self.max_staleness = float(lr), int(max_staleness)
+        self.betas, self.eps = betas, eps
         self.version = 0  # number of gradients applied
         self.rejected = 0
         self.staleness_sum = 0
