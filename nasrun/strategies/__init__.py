@@ -1,11 +1,21 @@
 """Search strategies behind one ask/tell interface (see :mod:`nasrun.strategies.base`)."""
 from typing import Dict, Type
 
+from .asha import ASHA
 from .base import FINISHED, WAIT, Strategy
+from .bohb import BOHB
+from .evolution import RegularizedEvolution
+from .hyperband import Hyperband
 from .random_search import RandomSearch
+from .rl_controller import RLController
 
 STRATEGIES: Dict[str, Type[Strategy]] = {
     "random": RandomSearch,
+    "evolution": RegularizedEvolution,
+    "rl": RLController,
+    "hyperband": Hyperband,
+    "asha": ASHA,
+    "bohb": BOHB,
 }
 
 

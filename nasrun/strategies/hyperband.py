@@ -1,0 +1,124 @@
+"""Hyperband (Li et al., JMLR 2018): successive halving over brackets of budgets.
+
+Budgets run from ``min_budget`` to ``max_budget`` in factors of ``eta`` (``fidelity.rung_budgets``).
+Bracket ``s`` (``s = s_max, ..., 0``, then again from ``s_max``: the schedule loops forever and
+the runtime's budget ends the run) starts ``n = ceil((s_max+1)/(s+1) * eta**s)`` configurations
+at budget ``max_budget * eta**-s``; when every trial of a rung has been told, the best
+``floor(n_i / eta)`` go on to the next rung as NEW trials with ``resume_from`` = the lower-rung
+trial and the higher budget. Failed trials are never promoted (no information).
+
+Synchronous: while the open bracket's rung is incomplete, ``ask()`` returns ``WAIT``. With
+``max_brackets > 1`` an otherwise idle worker starts the next bracket instead (as HpBandSter
+does), up to that many brackets open at once.
+
+Subclasses choose new configurations by overriding :meth:`Hyperband._sample` (BOHB) and see
+every result through :meth:`Hyperband._observe`.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Dict, List, Mapping, Optional
+
+from .base import WAIT, Strategy
+from .fidelity import check_fidelity, rung_budgets, s_max
+
+
+class Hyperband(Strategy):
+    options = {"min_budget": 1.0, "max_budget": 81.0, "eta": 3.0, "max_brackets": 1}
+    multi_fidelity = True
+
+    def __init__(self, space, seed=0, metric="valid_accuracy", mode="max", **options):
+        super().__init__(space, seed, metric, mode, **options)
+        check_fidelity(self.opts)
+        if int(self.opts["max_brackets"]) < 1:
+            raise ValueError("max_brackets must be at least 1")
+        self.budgets = rung_budgets(self.opts["min_budget"], self.opts["max_budget"],
+                                    self.opts["eta"])
+        self.s_max = s_max(self.opts["min_budget"], self.opts["max_budget"], self.opts["eta"])
+        self.brackets: List[Dict[str, Any]] = []  # open brackets, oldest first
+        self.iteration = 0  # brackets opened so far
+
+    # -- what BOHB overrides -----------------------------------------------------------------
+    def _sample(self, budget: float) -> Dict[str, Any]:
+        return self.space.sample(self.rng)
+
+    def _observe(self, suggestion, score: Optional[float]) -> None:
+        pass
+
+    # -- the schedule ----------------------------------------------------------------------
+    def _open(self) -> Dict[str, Any]:
+        eta = float(self.opts["eta"])
+        s = self.s_max - self.iteration % (self.s_max + 1)
+        n0 = int(math.ceil((self.s_max + 1) / (s + 1) * eta ** s))
+        sizes = [max(1, int(math.floor(n0 * eta ** -i + 1e-9))) for i in range(s + 1)]
+        br = {"id": self.iteration, "s": s, "sizes": sizes, "rung": 0, "to_sample": n0,
+              "queue": [], "outstanding": 0, "results": []}
+        self.iteration += 1
+        self.brackets.append(br)
+        return br
+
+    def _budget(self, br: Mapping[str, Any]) -> float:
+        return self.budgets[self.s_max - br["s"] + br["rung"]]
+
+    def _next(self, br: Dict[str, Any]):
+        info = {"bracket": br["id"], "rung": br["rung"]}
+        budget = self._budget(br)
+        if br["to_sample"] > 0:
+            br["to_sample"] -= 1
+            br["outstanding"] += 1
+            return self._new(self._sample(budget), budget, **info)
+        if br["queue"]:
+            item = br["queue"].pop(0)
+            br["outstanding"] += 1
+            return self._new(item["config"], budget, item["resume_from"], **info)
+        return None
+
+    def ask(self):
+        for br in self.brackets:
+            s = self._next(br)
+            if s is not None:
+                return s
+        if len(self.brackets) < int(self.opts["max_brackets"]):
+            return self._next(self._open())
+        return WAIT
+
+    def tell(self, outcome):
+        s = self._take(outcome)
+        score = self.score(outcome)
+        self._observe(s, score)
+        br = next((b for b in self.brackets if b["id"] == s.info["bracket"]), None)
+        if br is None:  # pragma: no cover - a bracket closes only when nothing is outstanding
+            return
+        br["outstanding"] -= 1
+        if score is not None:
+            br["results"].append({"trial_id": s.trial_id, "config": dict(s.config),
+                                  "score": float(score)})
+        if br["outstanding"] == 0 and br["to_sample"] == 0 and not br["queue"]:
+            self._promote(br)
+
+    def _promote(self, br: Dict[str, Any]) -> None:
+        ranked = sorted(br["results"], key=lambda r: (-r["score"], r["trial_id"]))
+        nxt = br["rung"] + 1
+        k = min(br["sizes"][nxt], len(ranked)) if nxt < len(br["sizes"]) else 0
+        if k == 0:
+            self.brackets.remove(br)
+            return
+        br["rung"] = nxt
+        br["queue"] = [{"config": r["config"], "resume_from": r["trial_id"]} for r in ranked[:k]]
+        br["results"] = []
+
+    def _state(self) -> Dict[str, Any]:
+        return {"brackets": _copy(self.brackets), "iteration": self.iteration}
+
+    def _load_state(self, state: Mapping[str, Any]) -> None:
+        self.brackets = _copy(state["brackets"])
+        self.iteration = int(state["iteration"])
+
+
+def _copy(x):
+    """A deep copy of plain data (dicts, lists, scalars)."""
+    if isinstance(x, dict):
+        return {k: _copy(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_copy(v) for v in x]
+    return x

@@ -1,0 +1,107 @@
+"""One suite for every registered strategy (in the spirit of Optuna's BasicSamplerTestCase)."""
+import pytest
+import torch
+from strategy_harness import Driver, build, json_roundtrip, spaces
+
+from nasrun.strategies import STRATEGIES, WAIT
+from nasrun.trial import Outcome, Suggestion
+
+torch.set_num_threads(1)
+
+NAMES = sorted(STRATEGIES)
+SPACES = spaces()
+
+
+@pytest.mark.parametrize("space_name", sorted(SPACES))
+@pytest.mark.parametrize("name", NAMES)
+def test_configs_valid_with_async_out_of_order_tells_and_failures(name, space_name):
+    space = SPACES[space_name]
+    strategy = build(name, space, seed=3)
+    driver = Driver(strategy, seed=1, outstanding=5)
+    asked = driver.run_asks(60)
+    assert len(asked) == 60
+    assert [s.trial_id for s in asked] == list(range(60))
+    by_id = {s.trial_id: s for s in asked}
+    for s in asked:
+        assert space.problems(s.config) == [], (s.config, space.problems(s.config))
+        Suggestion.from_dict(s.to_dict())  # JSON-able round trip of the info too
+        parent = s.resume_from if s.resume_from is not None else s.info.get("parent")
+        if parent is not None:
+            # a child or promotion comes from a finished, successful, earlier trial
+            assert parent < s.trial_id and driver.told[parent].ok
+        if s.resume_from is not None:
+            assert dict(by_id[s.resume_from].config) == dict(s.config)
+            assert s.budget > by_id[s.resume_from].budget
+        if strategy.multi_fidelity:
+            assert 1.0 - 1e-9 <= s.budget <= 9.0 + 1e-9
+        else:
+            assert s.budget is None
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_many_outstanding_then_reverse_tells(name):
+    space = SPACES["hpo"]
+    strategy = build(name, space, seed=0)
+    asked = []
+    for _ in range(40):
+        s = strategy.ask()
+        if s is WAIT:
+            break
+        asked.append(s)
+    assert len({s.trial_id for s in asked}) == len(asked) >= 6  # rl: 3 replicas x 2 samples
+    for s in reversed(asked):
+        strategy.tell(Outcome(s.trial_id, "done", {"score": float(s.trial_id % 7)}))
+    assert strategy.ask() is not WAIT
+    with pytest.raises(KeyError):
+        strategy.tell(Outcome(asked[0].trial_id, "done", {"score": 1.0}))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_only_failures_never_crash(name):
+    space = SPACES["chain"]
+    strategy = build(name, space, seed=0)
+    n = 0
+    for _ in range(40):
+        s = strategy.ask()
+        if s is WAIT:  # nothing outstanding can be left after every tell
+            assert not strategy.pending
+            break
+        metrics = {"score": float("nan")} if s.trial_id % 2 else {}
+        status = "done" if s.trial_id % 2 else "failed"
+        strategy.tell(Outcome(s.trial_id, status, metrics))
+        n += 1
+    assert n == 40 or name == "hyperband" or name == "bohb"
+
+
+@pytest.mark.parametrize("space_name", ["nb201", "hpo"])
+@pytest.mark.parametrize("name", NAMES)
+def test_state_roundtrip_mid_run_continues_exactly(name, space_name):
+    space = SPACES[space_name]
+    original = Driver(build(name, space, seed=7), seed=2, outstanding=6)
+    original.run_asks(45)
+    assert original.pending, "the snapshot must be taken with trials outstanding"
+    state = json_roundtrip(original.strategy.state_dict())
+    restored_strategy = build(name, space, seed=999)  # the seed must come from the state
+    restored_strategy.load_state_dict(state)
+    restored = original.clone_with(restored_strategy)
+    a = [s.to_dict() for s in original.run_asks(35)]
+    b = [s.to_dict() for s in restored.run_asks(35)]
+    assert len(a) == 35 and a == b
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_same_seed_same_asks_different_seed_different(name):
+    space = SPACES["nb201"]
+    runs = [[s.config for s in Driver(build(name, space, seed=seed), seed=0).run_asks(20)]
+            for seed in (0, 0, 1)]
+    assert runs[0] == runs[1]
+    assert runs[0] != runs[2]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_options_have_typed_defaults_and_unknown_options_rejected(name):
+    cls = STRATEGIES[name]
+    for key, default in cls.options.items():
+        assert isinstance(default, (bool, int, float, str)), (key, default)
+    with pytest.raises(ValueError, match="unknown options"):
+        cls(SPACES["nb201"], no_such_option=1)
