@@ -3,4 +3,6 @@ from typing import List
 
 import click
 
-COMMANDS: List[click.Command] = []
+from .run import run
+
+COMMANDS: List[click.Command] = [run]
