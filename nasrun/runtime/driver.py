@@ -219,7 +219,7 @@ class Driver:
         best = self.best()
         n_failed = sum(r.status == FAILED for r in self.records.values())
         bv = best.outcome.value(self.metric) if best else None
-        self.echo(f"finished ({reason}): {self.finished_count()} trials, {n_failed} failed, best "
+        self._print(f"finished ({reason}): {self.finished_count()} trials, {n_failed} failed, best "
                   f"{self.metric} {bv if bv is None else f'{bv:.4f}'}"
                   f"{f' (trial {best.trial_id})' if best else ''}, {self.elapsed():.1f}s")
         return {"reason": reason, "best": best, "trials": self.finished_count(), "failed": n_failed}
