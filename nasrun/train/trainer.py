@@ -297,7 +297,7 @@ def train_trial(suggestion: Suggestion, model: nn.Module, data: Data, recipe: Re
         if not math.isfinite(v_loss):
             raise TrialFailed(f"non-finite validation loss in epoch {epoch + 1}")
         if leader:
-            meta = {"curve": curve, "train_seconds": train_seconds}
+            meta = {"curve": [dict(c) for c in curve], "train_seconds": train_seconds}
             state = export_state(suggestion.trial_id, epoch + 1, model, opt, meta)
             now = time.monotonic()
             due = (epoch + 1) % control.every_epochs == 0 and now - last_sent >= control.every_seconds
@@ -315,7 +315,7 @@ def train_trial(suggestion: Suggestion, model: nn.Module, data: Data, recipe: Re
                    c["seconds"] for c in curve[len(curve) - (recipe.epochs - start_epoch):]))}
     if leader and keep_state and state is None:
         state = export_state(suggestion.trial_id, recipe.epochs, model, opt,
-                             {"curve": curve, "train_seconds": train_seconds})
+                             {"curve": [dict(c) for c in curve], "train_seconds": train_seconds})
     return TrainResult(metrics, curve, state if (leader and keep_state) else None, params_digest(model))
 
 
