@@ -51,6 +51,9 @@ class TrialResult:
 class Objective:
     distributed = False
 
+    def prepare(self) -> None:
+        """Called once per worker rank before its first trial (e.g. load the data set)."""
+
     def run(self, ctx: TrialContext) -> TrialResult:
         raise NotImplementedError
 

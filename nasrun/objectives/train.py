@@ -18,6 +18,12 @@ class TrainObjective(Objective):
     def __init__(self, spec):
         self.spec = spec
 
+    def prepare(self) -> None:
+        try:
+            load_dataset(self.spec.objective.dataset, self.spec.experiment.seed)
+        except Exception:  # noqa: BLE001 - reported by the first trial, with its traceback
+            pass
+
     def run(self, ctx: TrialContext) -> TrialResult:
         spec, s = self.spec, ctx.suggestion
         err, model, data = None, None, None

@@ -72,6 +72,7 @@ def _run_single(spec, spec_text, store, snapshot, verbose, progress):
     from .roles import pick_device
     from .transport import InProcessTransport
     runner = _runner(spec, LocalBackend(), pick_device(spec.resources.device, 0), None, 0, verbose)
+    runner.objective.prepare()
     return Driver(spec, spec_text, store, InProcessTransport(runner), snapshot,
                   progress=progress).run()
 

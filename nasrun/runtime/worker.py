@@ -141,6 +141,7 @@ def worker_loop(world: Any, role, runner: TrialRunner) -> int:
     gcomm = role.group_comm
     leader = role.is_leader
     members = range(1, gcomm.Get_size())
+    runner.objective.prepare()
     if leader:
         world.send({"kind": "ready", "group": role.group}, dest=0, tag=TAG_MSG)
     while True:

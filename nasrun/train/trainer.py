@@ -251,6 +251,8 @@ def train_trial(suggestion: Suggestion, model: nn.Module, data: Data, recipe: Re
                 loss = loss_fn(model(x_tr[bi]), y_tr[bi])
                 if inject.get("rank", 0) == rank and inject.get("kind") == "nan":
                     loss = loss * float("nan")
+                if inject.get("rank", 0) == rank and inject.get("kind") == "slow":
+                    time.sleep(0.3)
                 if not torch.isfinite(loss):
                     raise FloatingPointError(f"non-finite training loss ({loss.item()}) in epoch "
                                              f"{epoch + 1}")
