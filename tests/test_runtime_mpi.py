@@ -86,3 +86,53 @@ def test_four_ranks_time_limit(tmp_path, digits_spec_text):
     assert st[0].status == FAILED and "time limit exceeded" in st[0].outcome.error
     assert all(st[i].status == DONE for i in (1, 2, 3))
     assert {r.group for r in snap.trials} == {0, 1, 2}
+
+
+def test_cli_default_config_with_random(tmp_path):
+    import yaml
+    d = yaml.safe_load(open(os.path.join(REPO, "configs", "default.yaml")))
+    d["strategy"] = {"name": "random"}  # evolution lives on another branch
+    d["budget"]["max_trials"] = 4
+    d["experiment"]["output_dir"] = str(tmp_path / "out")
+    text = yaml.safe_dump(d)
+    (tmp_path / "spec.yaml").write_text(text)
+    p = mpirun(3, ["-m", "nasrun", "run", str(tmp_path / "spec.yaml")], cwd=str(tmp_path))
+    assert p.returncode == 0, p.stderr + p.stdout
+    assert p.stdout.count("| group ") == 4 and "finished (max_trials (4) reached)" in p.stdout
+
+
+def test_sigusr1_checkpoints_in_flight_and_resume_continues(tmp_path, digits_spec_text):
+    text = digits_spec_text(trials=3, epochs=3, extra_res=", backend: torch").replace(
+        "resources:", "checkpoint: {every_seconds: 0.01}\nresources:")
+    text = text.replace("max_consecutive_failures: 3 , backend: torch", "max_consecutive_failures: 3")
+    (tmp_path / "spec.yaml").write_text(text)
+    store = str(tmp_path / "store.json")
+    cmd = ["mpirun", "--oversubscribe", "-np", "3", sys.executable, ENTRY, str(tmp_path / "spec.yaml"), store]
+    env = mpi_env(NASRUN_INJECT_FAILURE="trial=0,kind=slow;trial=1,kind=slow")
+    proc = subprocess.Popen(cmd, env=env, cwd=str(tmp_path), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:  # wait until an epoch's state reached rank 0
+            snap = JsonStore(store).load()
+            if snap is not None and snap.models:
+                break
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGUSR1)  # mpirun forwards SIGUSR1 to every rank
+        out, _ = proc.communicate(timeout=90)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 75, out
+    snap = JsonStore(store).load()
+    running = [r for r in snap.trials if r.status == RUNNING]
+    assert running and all(snap.models[r.trial_id].epoch >= 1 for r in running)
+    p, final = launch(tmp_path, 3, text)  # resume: same spec, same store, no slow-down
+    assert p.returncode == 0, p.stderr + p.stdout
+    assert [r.status for r in final.trials] == [DONE] * 3
+    for r in running:
+        rec = {t.trial_id: t for t in final.trials}[r.trial_id]
+        assert len(rec.outcome.curve) == 3
+        # epochs before the signal come from the saved state, not from a fresh start
+        saved = snap.models[r.trial_id].meta["curve"]
+        assert list(rec.outcome.curve[:len(saved)]) == saved
