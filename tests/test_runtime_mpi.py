@@ -79,7 +79,7 @@ def test_groups_of_two_average_gradients(tmp_path, digits_spec_text, backend):
 
 
 def test_four_ranks_time_limit(tmp_path, digits_spec_text):
-    text = digits_spec_text(trials=4, epochs=1, extra_res=", trial_time_limit: 5")
+    text = digits_spec_text(trials=4, epochs=1, extra_res=", trial_time_limit: 10")
     p, snap = launch(tmp_path, 4, text, NASRUN_INJECT_FAILURE="trial=0,kind=slow")
     assert p.returncode == 0, p.stderr + p.stdout
     st = {r.trial_id: r for r in snap.trials}
@@ -102,7 +102,7 @@ def test_cli_default_config_with_random(tmp_path):
 
 
 def test_sigusr1_checkpoints_in_flight_and_resume_continues(tmp_path, digits_spec_text):
-    text = digits_spec_text(trials=3, epochs=3, extra_res=", backend: torch").replace(
+    text = digits_spec_text(trials=3, epochs=3, limit=400, extra_res=", backend: torch").replace(
         "resources:", "checkpoint: {every_seconds: 0.01}\nresources:")
     text = text.replace("max_consecutive_failures: 3 , backend: torch", "max_consecutive_failures: 3")
     (tmp_path / "spec.yaml").write_text(text)

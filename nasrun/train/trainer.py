@@ -252,7 +252,7 @@ def train_trial(suggestion: Suggestion, model: nn.Module, data: Data, recipe: Re
                 if inject.get("rank", 0) == rank and inject.get("kind") == "nan":
                     loss = loss * float("nan")
                 if inject.get("rank", 0) == rank and inject.get("kind") == "slow":
-                    time.sleep(0.3)
+                    time.sleep(1.0)
                 if not torch.isfinite(loss):
                     raise FloatingPointError(f"non-finite training loss ({loss.item()}) in epoch "
                                              f"{epoch + 1}")
