@@ -3,7 +3,8 @@ from typing import List
 
 import click
 
+from .run import resume, run
 from .status import status
 from .submit import cancel, jobs, submit
 
-COMMANDS: List[click.Command] = [status, submit, jobs, cancel]
+COMMANDS: List[click.Command] = [run, resume, status, submit, jobs, cancel]

@@ -1,0 +1,1 @@
+"""Training child networks: models, datasets, data-parallel backends and the trainer."""
