@@ -4,7 +4,8 @@ from typing import List
 import click
 
 from .run import resume, run
+from .simulate import simulate
 from .status import status
 from .submit import cancel, jobs, submit
 
-COMMANDS: List[click.Command] = [run, resume, status, submit, jobs, cancel]
+COMMANDS: List[click.Command] = [run, resume, simulate, status, submit, jobs, cancel]

@@ -54,7 +54,11 @@ def run_experiment(spec, spec_text: str, store: Optional[Store], comm: Any = Non
     if problem is not None:
         raise problem
     if progress is None:
-        progress = sys.stdout.isatty()
+        # A live bar only where it can be seen: Open MPI hands every rank a pseudo-terminal even
+        # when mpirun's output goes to a file, so under a launcher the per-trial lines (with
+        # their [done/budget] counter) are the progress display. NASRUN_PROGRESS=1/0 overrides.
+        forced = os.environ.get("NASRUN_PROGRESS")
+        progress = forced == "1" if forced in ("0", "1") else (sys.stdout.isatty() and size == 1)
     if size == 1:
         return _run_single(spec, spec_text, store, snapshot, verbose, progress)
     return _run_mpi(spec, spec_text, store, snapshot, comm, verbose, progress)

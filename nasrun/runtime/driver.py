@@ -246,18 +246,20 @@ class Driver:
         elif not (outcome.ok and self.strategy.multi_fidelity):
             self.models.pop(tid, None)
         dur = rec.end - (rec.start or rec.end)
+        mt = self.spec.budget.max_trials
+        count = f"[{self.finished_count()}/{mt}] " if mt else f"[{self.finished_count()}] "
         best = self.best()
         bv = best.outcome.value(self.metric) if best else None
         bs = "-" if bv is None else f"{bv:.4f}"
         if outcome.ok:
             v = outcome.value(self.metric)
             self.counters["consecutive_failures"] = 0
-            self._print(f"trial {tid:4d} | group {group} | {self.metric} "
+            self._print(f"{count}trial {tid:4d} | group {group} | {self.metric} "
                         f"{'nan' if v is None else f'{v:.4f}'} | best {bs} | {dur:.1f}s")
         else:
             self.counters["consecutive_failures"] += 1
             err = (outcome.error or "").rstrip()
-            self._print(f"trial {tid:4d} | group {group} | FAILED | best {bs} | {dur:.1f}s\n"
+            self._print(f"{count}trial {tid:4d} | group {group} | FAILED | best {bs} | {dur:.1f}s\n"
                         + "\n".join("    " + line for line in err.splitlines()))
         if self.progress_enabled:
             self._prog.update(self._task, completed=self.finished_count())
