@@ -3,6 +3,7 @@ from typing import List
 
 import click
 
+from .report import report
 from .status import status
 
-COMMANDS: List[click.Command] = [status]
+COMMANDS: List[click.Command] = [status, report]
