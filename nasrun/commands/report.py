@@ -65,29 +65,33 @@ def build_report(path: str, out: Optional[str] = None, top: int = 10, html: bool
     return {"experiment": exp, "out": out, "files": files, "notes": notes, "leaderboard": rows}
 
 
+def _leader_cell(c: str, v: Any) -> str:
+    from ..report.tables import human
+    if c in ("params", "macs", "flops"):
+        return human(v)
+    if v is None:
+        return "-"
+    if c == "duration":
+        return f"{v:.0f}s"
+    return f"{v:.6g}" if isinstance(v, float) else str(v)
+
+
+HEADERS = {"rank": "#", "id": "trial", "duration": "time", "group": "grp"}
+
+
 def print_leaderboard(exp, rows: List[Dict[str, Any]]) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from ..report.tables import human
-    cols = [c for c in rows[0] if c not in ("config",) and any(r[c] is not None for r in rows)]
+    cols = [c for c in rows[0] if c not in ("config", "group") and any(r[c] is not None for r in rows)]
     tb = Table(title=f"top {len(rows)} trials by {exp.metric} ({exp.mode})", title_justify="left")
-    for c in cols:
-        tb.add_column("trial" if c == "id" else c, no_wrap=True, justify="right" if c != "id" else "left")
-    tb.add_column("config", overflow="fold")
-    for r in rows:
-        cells = []
-        for c in cols:
-            v = r[c]
-            if c in ("params", "macs", "flops"):
-                cells.append(human(v))
-            elif c == "duration":
-                cells.append("-" if v is None else f"{v:.0f}s")
-            elif isinstance(v, float):
-                cells.append(f"{v:.6g}")
-            else:
-                cells.append("-" if v is None else str(v))
-        tb.add_row(*cells, config_text(r["config"]))
+    cells = [[_leader_cell(c, r[c]) for c in cols] for r in rows]
+    for i, c in enumerate(cols):  # values never wrap, long headers may
+        tb.add_column(HEADERS.get(c, c), min_width=max(len(row[i]) for row in cells),
+                      overflow="fold", justify="left" if c == "id" else "right")
+    tb.add_column("config", overflow="fold", min_width=24)
+    for row, r in zip(cells, rows):
+        tb.add_row(*row, config_text(r["config"]))
     Console().print(tb)
 
 

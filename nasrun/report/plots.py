@@ -185,10 +185,9 @@ def plot_utilization(exp: Experiment, path: str) -> None:
     ax.set(xlabel=f"wall time since first trial started ({name})",
            title=_title(exp, "worker utilization (busy time / elapsed)"))
     ax.grid(axis="x", alpha=0.3)
-    ax.legend(handles=[Patch(label=s, **style[s]) for s in style
-                       if any(t.status == s and t.group is not None for t in exp.trials)],
-              loc="upper center", bbox_to_anchor=(0.5, -0.12 if len(groups) > 2 else -0.2), ncol=3,
-              frameon=False)
+    fig.legend(handles=[Patch(label=s, **style[s]) for s in style
+                        if any(t.status == s and t.group is not None for t in exp.trials)],
+               loc="outside lower center", ncol=3, frameon=False)
     _save(fig, path)
 
 

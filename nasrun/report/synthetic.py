@@ -7,6 +7,7 @@ trials still running and one queued, as a checkpoint taken mid-run would have th
 from __future__ import annotations
 
 import math
+import time
 from typing import Dict, List, Optional
 
 import numpy as np
@@ -36,8 +37,12 @@ def _curve(rng: np.random.Generator, quality: float, epochs: int) -> List[Dict[s
 
 
 def synthetic_run(n_trials: int = 60, groups: int = 4, seed: int = 0, spec: Optional[str] = None,
-                  running: int = 2, queued: int = 1) -> Snapshot:
-    """``n_trials`` finished trials (about 10% failed) then ``running`` and ``queued`` ones."""
+                  running: int = 2, queued: int = 1, now: Optional[float] = None) -> Snapshot:
+    """``n_trials`` finished trials (about 10% failed) then ``running`` and ``queued`` ones.
+
+    Times are shifted so that the last trial event is 30 s before ``now`` (default: the current
+    time), as in a checkpoint saved during the run; everything else depends on ``seed`` only.
+    """
     rng = np.random.default_rng(seed)
     budgets = [1, 3, 9]
     free = [T0 + 2.0 * g for g in range(groups)]  # when each group is next free
@@ -86,7 +91,11 @@ def synthetic_run(n_trials: int = 60, groups: int = 4, seed: int = 0, spec: Opti
                                       "1000" if i < n_trials // 2 else "1001"))
             done_at_rung[rung].append((i, metrics["valid_accuracy"], config))
         free[g] = end
-    ends = [t.end for t in trials if t.end is not None]
-    runtime = {"elapsed_seconds": max(ends) - T0 + 5.0, "slurm_jobs": ["1000", "1001"]}
+    last = max(x for t in trials for x in (t.start, t.end) if x is not None)
+    shift = (time.time() if now is None else now) - 30.0 - last
+    for t in trials:
+        t.start = None if t.start is None else t.start + shift
+        t.end = None if t.end is None else t.end + shift
+    runtime = {"elapsed_seconds": last - T0 + 32.0, "slurm_jobs": ["1000", "1001"]}
     return Snapshot(spec if spec is not None else spec_text(), "0.1.0", trials, {"next_id": total},
                     runtime, {})
