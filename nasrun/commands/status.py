@@ -153,10 +153,13 @@ def watch_status(path: str, top: int, every: float) -> None:
     from rich.live import Live
     r = experiment_status(path, top)
     with Live(render_status(r), auto_refresh=False) as live:
-        while not r["ended"]:
-            time.sleep(every)
-            r = experiment_status(path, top)
-            live.update(render_status(r), refresh=True)
+        try:
+            while not r["ended"]:
+                time.sleep(every)
+                r = experiment_status(path, top)
+                live.update(render_status(r), refresh=True)
+        except KeyboardInterrupt:  # the normal way to stop watching a run that goes on
+            pass
 
 
 @click.command()
