@@ -65,7 +65,7 @@ def _plain(x: Any) -> Any:
 def _duration(s: Optional[float]) -> str:
     if s is None or not math.isfinite(s):
         return "-"
-    s = int(s)
+    s = int(round(s))
     return f"{s // 3600}h{s % 3600 // 60:02d}m{s % 60:02d}s" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
 
 
