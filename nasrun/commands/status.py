@@ -7,68 +7,50 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
-import warnings
 from typing import Any, Dict, List, Optional
 
 import click
 
 from ..cli import user_errors
-from ..errors import CheckpointError
 
 
 def experiment_status(path: str, top: int = 5) -> Dict[str, Any]:
     """The status report of the experiment at ``path`` (a run directory or a checkpoint file)."""
-    import h5py
-    import yaml
-
-    from ..store import CheckpointWarning, open_store
+    from ..report import open_experiment
+    from ..report.progress import budget_progress, group_utilization
     from ..store.base import DONE, FAILED, QUEUED, RUNNING
-    from ..store.hdf5 import _objective
 
-    if not os.path.exists(path):
-        raise CheckpointError(f"{path}: no such file or directory")
-    store = open_store(path)
-    with warnings.catch_warnings():  # the report carries them (store.warnings)
-        warnings.simplefilter("ignore", CheckpointWarning)
-        snap = store.load(models=False)
-    if snap is None:
-        raise CheckpointError(f"{path}: no nasrun checkpoint here (expected {store.path})")
-    with h5py.File(store.loaded_from, "r", locking=False) as f:
-        saved_at = float(f.attrs["saved_at"])
-    try:
-        spec = yaml.safe_load(snap.spec_text) or {}
-    except yaml.YAMLError:
-        spec = {}
-    spec = spec if isinstance(spec, dict) else {}
-    metric, mode = _objective(snap.spec_text)
-    budget = spec.get("budget") if isinstance(spec.get("budget"), dict) else {}
+    exp = open_experiment(path)
+    snap, metric, mode = exp.snapshot, exp.metric, exp.mode
+    budget = {"max_trials": 20, **exp.budget}  # the spec's default when it does not say
     counts = {s: sum(t.status == s for t in snap.trials) for s in (DONE, RUNNING, QUEUED, FAILED)}
 
-    scored = [(t, t.outcome.value(metric)) for t in snap.trials if t.outcome is not None]
-    scored = [(t, v) for t, v in scored if v is not None]
-    scored.sort(key=lambda tv: tv[1], reverse=(mode == "max"))
-    best = [{"trial_id": t.trial_id, metric: v, "config": dict(t.suggestion.config),
-             "budget": t.suggestion.budget} for t, v in scored[:top]]
+    best = [{"trial_id": t.trial_id, metric: exp.value(t), "config": dict(t.suggestion.config),
+             "budget": t.suggestion.budget} for t in exp.ranked()[:top]]
     failed = [t for t in snap.trials if t.status == FAILED]
     failed.sort(key=lambda t: (t.end or 0, t.trial_id), reverse=True)
     failures = [{"trial_id": t.trial_id,
                  "error": ((t.outcome.error if t.outcome else None) or "").strip().split("\n")[0]}
                 for t in failed[:top]]
     rt = snap.runtime_state if isinstance(snap.runtime_state, dict) else {}
-    elapsed = rt.get("elapsed")
+    elapsed = rt.get("elapsed_seconds", rt.get("elapsed"))  # the runtime writes elapsed_seconds
     if not isinstance(elapsed, (int, float)):
         starts = [t.start for t in snap.trials if t.start is not None]
         ends = [t.end for t in snap.trials if t.end is not None]
         elapsed = (max(ends) - min(starts)) if starts and ends else None
-    experiment = spec.get("experiment") if isinstance(spec.get("experiment"), dict) else {}
-    return {"experiment": experiment.get("name"), "file": store.loaded_from,
-            "generation": store.generation, "saved_at": saved_at, "metric": metric, "mode": mode,
-            "max_trials": budget.get("max_trials", 20), "trials": {"total": len(snap.trials), **counts},
-            "best": best, "failures": failures, "jobs": list(rt.get("jobs") or []),
+    finished = counts[DONE] + counts[FAILED]
+    util = group_utilization(snap.trials, exp.saved_at)
+    progress = budget_progress(budget, finished, elapsed)
+    return {"experiment": exp.name, "file": exp.file,
+            "generation": exp.generation, "saved_at": exp.saved_at, "metric": metric, "mode": mode,
+            "max_trials": budget.get("max_trials"), "trials": {"total": len(snap.trials), **counts},
+            "best": best, "failures": failures, "jobs": list(rt.get("jobs") or rt.get("slurm_jobs") or []),
             "elapsed_seconds": float(elapsed) if elapsed is not None else None,
-            "warnings": list(store.warnings)}
+            "progress": progress, "ended": progress["fraction"] == 1.0 and not counts[RUNNING],
+            "utilization": {"window_seconds": util["window"],
+                            "groups": [{"group": g, **u} for g, u in util["groups"].items()]},
+            "warnings": list(exp.warnings)}
 
 
 def _plain(x: Any) -> Any:
@@ -83,7 +65,7 @@ def _plain(x: Any) -> Any:
 def _duration(s: Optional[float]) -> str:
     if s is None or not math.isfinite(s):
         return "-"
-    s = int(s)
+    s = int(round(s))
     return f"{s // 3600}h{s % 3600 // 60:02d}m{s % 60:02d}s" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
 
 
@@ -93,38 +75,63 @@ def _cell(key: str, v: Any) -> str:
     return str(v)
 
 
-def print_status(r: Dict[str, Any]) -> None:
-    from rich.console import Console
+def render_status(r: Dict[str, Any]):
+    """The report as one rich renderable (printed once, or refreshed by ``--watch``)."""
+    from rich.console import Group
+    from rich.progress_bar import ProgressBar
     from rich.table import Table
+    from rich.text import Text
 
-    con = Console()
-    for w in r["warnings"]:
-        con.print(f"[yellow]warning:[/] {w}", markup=True, highlight=False)
+    parts: List[Any] = [Text.from_markup("[yellow]warning:[/] ") + Text(w) for w in r["warnings"]]
     t = r["trials"]
     finished = t["done"] + t["failed"]
     of = f" of {r['max_trials']}" if r["max_trials"] else ""
-    con.print(f"[bold]{r['experiment'] or '(unnamed)'}[/]  {r['file']} (generation {r['generation']}, "
-              f"saved {_duration(time.time() - r['saved_at'])} ago)", highlight=False)
-    con.print(f"trials: {finished}{of} finished ({t['done']} done, {t['failed']} failed), "
-              f"{t['running']} running, {t['queued']} queued; elapsed {_duration(r['elapsed_seconds'])}",
-              highlight=False)
+    parts.append(Text.from_markup(f"[bold]{r['experiment'] or '(unnamed)'}[/]  ") + Text(
+        f"{r['file']} (generation {r['generation']}, saved {_duration(time.time() - r['saved_at'])} ago)"))
+    parts.append(Text(f"trials: {finished}{of} finished ({t['done']} done, {t['failed']} failed), "
+                      f"{t['running']} running, {t['queued']} queued"))
+    p = r.get("progress") or {}
+    grid = Table.grid(padding=(0, 1))
+    if p.get("fraction") is not None:
+        limits = [f"{p['max_trials']} trials" if p.get("max_trials") else None,
+                  _duration(p["max_seconds"]) if p.get("max_seconds") else None]
+        grid.add_row("budget", ProgressBar(total=1.0, completed=p["fraction"], width=24),
+                     f"{p['fraction']:.0%} of {' / '.join(x for x in limits if x)}")
+    rate = f" at {p['trials_per_hour']:.3g} trials/h" if p.get("trials_per_hour") else ""
+    eta = ("ended" if r.get("ended") else "ETA " + (_duration(p["eta_seconds"]) + rate
+           if p.get("eta_seconds") is not None else "unknown (no finished trial yet)"))
+    grid.add_row("" if p.get("fraction") is not None else "time", "",
+                 f"elapsed {_duration(r['elapsed_seconds'])}, {eta}")
+    parts.append(grid)
     if r["best"]:
+        b0 = r["best"][0]
+        parts.append(Text(f"best so far: trial {b0['trial_id']}, {r['metric']} {b0[r['metric']]:.6g}"))
         tb = Table(title=f"best trials ({r['metric']}, {r['mode']})", title_justify="left")
         for c in ("trial", r["metric"], "budget", "config"):
             tb.add_column(c)
         for b in r["best"]:
             tb.add_row(str(b["trial_id"]), f"{b[r['metric']]:.6g}", str(b["budget"] or "-"),
                        json.dumps(b["config"], default=_plain))
-        con.print(tb)
+        parts.append(tb)
+    u = r.get("utilization") or {}
+    if u.get("groups"):
+        tu = Table(title=f"worker groups (utilization = busy / {_duration(u['window_seconds'])})",
+                   title_justify="left", min_width=50)
+        for c in ("group", "trials", "failed", "busy", "utilization"):
+            tu.add_column(c, justify="right")
+        for g in u["groups"]:
+            tu.add_row(str(g["group"]), str(g["trials"]), str(g["failed"]), _duration(g["busy"]),
+                       f"{g['fraction']:.0%}" if math.isfinite(g["fraction"]) else "-")
+        parts.append(tu)
     if r["failures"]:
         tf = Table(title="recent failures", title_justify="left")
         tf.add_column("trial")
         tf.add_column("error")
         for f in r["failures"]:
             tf.add_row(str(f["trial_id"]), f["error"])
-        con.print(tf)
+        parts.append(tf)
     if r["jobs"]:
-        tj = Table(title="job chain", title_justify="left")
+        tj = Table(title="job chain", title_justify="left", min_width=20)
         keys: List[str] = []
         for j in r["jobs"]:
             keys += [k for k in (j if isinstance(j, dict) else {}) if k not in keys]
@@ -132,19 +139,43 @@ def print_status(r: Dict[str, Any]) -> None:
             tj.add_column(k)
         for j in r["jobs"]:
             tj.add_row(*([_cell(k, j.get(k, "")) for k in keys] if isinstance(j, dict) else [str(j)]))
-        con.print(tj)
+        parts.append(tj)
+    return Group(*parts)
+
+
+def print_status(r: Dict[str, Any]) -> None:
+    from rich.console import Console
+    Console().print(render_status(r))
+
+
+def watch_status(path: str, top: int, every: float) -> None:
+    """Redraw the status every ``every`` seconds until the run has ended (or Ctrl-C)."""
+    from rich.live import Live
+    r = experiment_status(path, top)
+    with Live(render_status(r), auto_refresh=False) as live:
+        try:
+            while not r["ended"]:
+                time.sleep(every)
+                r = experiment_status(path, top)
+                live.update(render_status(r), refresh=True)
+        except KeyboardInterrupt:  # the normal way to stop watching a run that goes on
+            pass
 
 
 @click.command()
 @click.argument("path", type=click.Path())
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.option("--top", default=5, show_default=True, help="How many best trials and failures to list.")
+@click.option("--watch", type=click.FloatRange(min=0.1), metavar="SECONDS",
+              help="Refresh every SECONDS until the run has ended (Ctrl-C stops).")
 @user_errors
-def status(path: str, as_json: bool, top: int) -> None:
+def status(path: str, as_json: bool, top: int, watch: Optional[float]) -> None:
     """Show an experiment's progress from its checkpoint (PATH: run directory or .h5 file).
 
     Safe while the experiment runs: it reads the newest complete checkpoint without locking.
     """
+    if watch is not None and not as_json:
+        return watch_status(path, top, watch)
     report = experiment_status(path, top)
     if as_json:
         click.echo(json.dumps(report, indent=2, default=_plain))
