@@ -41,6 +41,10 @@ class Driver:
         self.elapsed_before = 0.0
         self.jobs: List[str] = []
         self.counters = {"consecutive_failures": 0, "saves": 0}
+        self._finished = 0  # trials done or failed; kept up to date so the loop is O(1) per trial
+        self._best: Optional[tuple] = None  # (score, -trial_id, record) of the best scored trial
+        self._ids_ascending, self._last_id = True, -1  # records inserted in trial id order?
+        self._dirty = False  # a trial finished since the last save
         self.signals = 0
         self.flush_timeout = flush_timeout
         self.echo = echo or (lambda line: print(line, flush=True))
@@ -71,7 +75,8 @@ class Driver:
             if r.status in (RUNNING, QUEUED):
                 r.status, r.group, r.start = QUEUED, None, None
                 self.queue.append(r.suggestion)
-            self.records[r.trial_id] = r
+            self._add_record(r)
+            self._note_finished(r)
 
     def snapshot(self) -> Snapshot:
         st = random.getstate()
@@ -79,14 +84,16 @@ class Driver:
               "counters": dict(self.counters),
               "python_rng": [st[0], list(st[1]), st[2]],
               "numpy_rng": _numpy_rng()}
-        keep = {tid for tid, r in self.records.items() if r.status in (RUNNING, QUEUED)}
-        if self.strategy.multi_fidelity:
-            keep |= {tid for tid, r in self.records.items() if r.status == DONE}
-        models = {tid: m for tid, m in self.models.items() if tid in keep}
-        return Snapshot(self.spec_text, __version__, [self.records[k] for k in sorted(self.records)],
+        keep = (RUNNING, QUEUED, DONE) if self.strategy.multi_fidelity else (RUNNING, QUEUED)
+        models = {tid: m for tid, m in self.models.items()
+                  if tid in self.records and self.records[tid].status in keep}
+        trials = (list(self.records.values()) if self._ids_ascending
+                  else [self.records[k] for k in sorted(self.records)])
+        return Snapshot(self.spec_text, __version__, trials,
                         self.strategy.state_dict(), rt, models)
 
     def save(self) -> None:
+        self._dirty = False
         self.counters["saves"] += 1
         self.store.save(self.snapshot())
         self._last_save = time.monotonic()
@@ -95,13 +102,27 @@ class Driver:
     def elapsed(self) -> float:
         return self.elapsed_before + time.monotonic() - self._t0
 
+    def _add_record(self, rec: TrialRecord) -> None:
+        if rec.trial_id < self._last_id:
+            self._ids_ascending = False
+        self._last_id = max(self._last_id, rec.trial_id)
+        self.records[rec.trial_id] = rec
+
     def finished_count(self) -> int:
-        return sum(r.status in (DONE, FAILED) for r in self.records.values())
+        return self._finished
 
     def best(self) -> Optional[TrialRecord]:
-        scored = [(self.strategy.score(r.outcome), r) for r in self.records.values() if r.outcome]
-        scored = [(s, r) for s, r in scored if s is not None]
-        return max(scored, key=lambda t: t[0])[1] if scored else None
+        """The finished trial with the best score (the lowest trial id among equals)."""
+        return self._best[2] if self._best is not None else None
+
+    def _note_finished(self, rec: TrialRecord) -> None:
+        """Count a record that just became done/failed and keep the best one."""
+        if rec.status not in (DONE, FAILED):
+            return
+        self._finished += 1
+        score = self.strategy.score(rec.outcome) if rec.outcome else None
+        if score is not None and (self._best is None or (score, -rec.trial_id) > self._best[:2]):
+            self._best = (score, -rec.trial_id, rec)
 
     def stop_reason(self) -> Optional[str]:
         b = self.spec.budget
@@ -179,6 +200,8 @@ class Driver:
                 self._dispatch(g, s)
                 busy[g] = s.trial_id
                 started[g] = time.monotonic()
+            if self._dirty:  # after handing out the next trials, so that no group waits for it
+                self.save()
             if not busy:
                 if reason is not None or (b.max_trials is not None and self.finished_count() >= b.max_trials):
                     break
@@ -228,9 +251,11 @@ class Driver:
         state = self.models.get(s.trial_id)
         if state is None and s.resume_from is not None:
             state = self.models.get(s.resume_from)
-        rec = self.records.get(s.trial_id) or TrialRecord(s)
+        rec = self.records.get(s.trial_id)
+        if rec is None:
+            rec = TrialRecord(s)
+            self._add_record(rec)
         rec.status, rec.group, rec.start = RUNNING, group, time.time()
-        self.records[s.trial_id] = rec
         self.t.send_task(group, {"kind": "run", "suggestion": s.to_dict(), "state": state,
                                  "keep_state": bool(self.strategy.multi_fidelity)})
 
@@ -240,6 +265,7 @@ class Driver:
         rec = self.records[tid]
         rec.status, rec.outcome, rec.end = (DONE if outcome.ok else FAILED), outcome, time.time()
         rec.job_id = self.jobs[-1] if self.jobs else None
+        self._note_finished(rec)
         self.strategy.tell(outcome)
         if msg.get("state") is not None:
             self.models[tid] = msg["state"]
@@ -263,9 +289,10 @@ class Driver:
                         + "\n".join("    " + line for line in err.splitlines()))
         if self.progress_enabled:
             self._prog.update(self._task, completed=self.finished_count())
-        self.save()
+        self._dirty = True  # saved by the loop once the idle groups have their next trial
         cap = self.spec.resources.max_consecutive_failures
         if self.counters["consecutive_failures"] >= cap:
+            self.save()
             self._stop_everything()
             raise RunFailed(f"{cap} consecutive trials failed (resources.max_consecutive_failures); "
                             f"the last error (trial {tid}):\n{outcome.error}")
@@ -301,6 +328,7 @@ class Driver:
         outcome = Outcome.from_dict(msg["outcome"])
         rec = self.records[outcome.trial_id]
         rec.status, rec.outcome, rec.end = (DONE if outcome.ok else FAILED), outcome, time.time()
+        self._note_finished(rec)
         self.strategy.tell(outcome)
         if msg.get("state") is not None:
             self.models[outcome.trial_id] = msg["state"]
@@ -319,4 +347,4 @@ class Driver:
 
 def _numpy_rng() -> list:
     name, keys, pos, has_gauss, cached = np.random.get_state()
-    return [name, [int(k) for k in keys], int(pos), int(has_gauss), float(cached)]
+    return [name, keys.tolist(), int(pos), int(has_gauss), float(cached)]

@@ -39,8 +39,21 @@ from ..trial import Outcome, Suggestion
 TAG_TASK, TAG_CTRL, TAG_MSG, TAG_GROUP = 11, 12, 13, 14
 
 
-def poll_recv(comm: Any, source: int, tag: int, give_up: Callable[[], bool] = lambda: False) -> Any:
-    """Receive without spinning a core: probe, then sleep a little longer each time (max 20 ms)."""
+SPIN_SECONDS = 1e-3  # a worker probes without sleeping this long first (see poll_recv)
+
+
+def poll_recv(comm: Any, source: int, tag: int, give_up: Callable[[], bool] = lambda: False,
+              spin: float = SPIN_SECONDS) -> Any:
+    """Receive without spinning a core: probe, then sleep a little longer each time (max 20 ms).
+
+    The first ``spin`` seconds probe back to back: rank 0 usually answers a finished trial within
+    a few hundred microseconds, and a sleep (0.5 ms, several ms on a loaded node) would then
+    dominate short trials. A worker spins at most this long per trial.
+    """
+    spin_end = time.monotonic() + spin
+    while time.monotonic() < spin_end:
+        if comm.Iprobe(source=source, tag=tag):
+            return comm.recv(source=source, tag=tag)
     delay = 0.0005
     while not comm.Iprobe(source=source, tag=tag):
         if give_up():

@@ -159,7 +159,9 @@ class _Step:
         self.backend, self.params, self.device = backend, params, device
         self.n = sum(p.numel() for p in params)
 
-    def sync(self, flags: List[float], with_grads: bool) -> Tuple[torch.Tensor, bool]:
+    def sync(self, flags: List[float], with_grads: bool) -> Tuple[Optional[torch.Tensor], bool]:
+        if self.backend.size == 1:  # nothing to agree on: the gradients are already in place
+            return None, list(flags)
         parts = []
         if with_grads:
             for p in self.params:
