@@ -10,7 +10,7 @@
 #
 # Environment:
 #   NASRUN_VENV         where the virtual environment goes (default: <repo>/.venv)
-#   NASRUN_CACHE        where the built Horovod wheel is cached (default: ~/.cache/nasrun)
+#   NASRUN_CACHE        where the built Horovod and mpi4py wheels are cached (default: ~/.cache/nasrun)
 #   NASRUN_NO_HOROVOD=1 skip Horovod (torch.distributed is then the data-parallel backend)
 #   NASRUN_TORCH=keep   keep the torch already in the venv (e.g. a CUDA build on a GPU cluster)
 #                       instead of pinning the CPU build torch==2.13.0
@@ -82,10 +82,21 @@ if [ "${NASRUN_TORCH:-}" = keep ] && "$PY" -c 'import torch' 2>/dev/null; then
   say "torch $("$PY" -c 'import torch;print(torch.__version__)') kept (NASRUN_TORCH=keep)"
 else torch_is "$TORCH_VERSION" || { say "torch $TORCH_VERSION (CPU build)"; pip_install "torch==$TORCH_VERSION"; }
 fi
-# mpi4py compiles against the MPI found above; reinstall if it was built against another one.
+# mpi4py compiles against the MPI found above: its wheel is cached per MPI (path and version).
+pyver=$("$PY" -c 'import sys;print(f"cp{sys.version_info[0]}{sys.version_info[1]}")')
+mpiver=$(mpirun --version 2>/dev/null | head -n1 | tr -cd '0-9.')
+mpitag="mpi$mpiver-$(command -v mpicc | md5sum | cut -c1-8)-$(uname -m)"
 if ! "$PY" -c 'import mpi4py' 2>/dev/null; then
-  say "mpi4py (against $(command -v mpicc))"
-  pip_install --no-cache-dir mpi4py
+  wheeldir="$CACHE/wheels/mpi4py-$pyver-$mpitag"
+  if ! ls "$wheeldir"/mpi4py-*.whl >/dev/null 2>&1; then
+    say "building mpi4py against $(command -v mpicc); cache: $wheeldir"
+    rm -rf "$wheeldir.tmp" && mkdir -p "$wheeldir.tmp"
+    "$PY" -m pip wheel -q --no-cache-dir --no-deps mpi4py -w "$wheeldir.tmp"
+    rm -rf "$wheeldir" && mv "$wheeldir.tmp" "$wheeldir"
+  else
+    say "mpi4py wheel from cache $wheeldir"
+  fi
+  pip_install --no-deps "$wheeldir"/mpi4py-*.whl
 fi
 # nasrun itself, editable; skipped when this checkout is already installed with what is asked
 # for (so a user without write access to a shared venv can run this too).
@@ -106,10 +117,8 @@ if [ "${NASRUN_NO_HOROVOD:-0}" = 1 ]; then
 elif "$PY" -c 'import horovod.torch' 2>/dev/null; then
   say "Horovod present"
 else
-  pyver=$("$PY" -c 'import sys;print(f"cp{sys.version_info[0]}{sys.version_info[1]}")')
-  mpiver=$(mpirun --version 2>/dev/null | head -n1 | tr -cd '0-9.' )
   torchver=$("$PY" -c 'import torch;print(torch.__version__)')
-  key="horovod-$HOROVOD_VERSION-torch$torchver-$pyver-mpi$mpiver-$(uname -m)"
+  key="horovod-$HOROVOD_VERSION-torch$torchver-$pyver-$mpitag"
   wheeldir="$CACHE/wheels/$key"
   if ! ls "$wheeldir"/horovod-*.whl >/dev/null 2>&1; then
     say "building Horovod $HOROVOD_VERSION from the sdist (about 8 minutes on 2 cores); cache: $wheeldir"
@@ -132,7 +141,7 @@ else
   fi
   pip_install --no-deps "$wheeldir"/horovod-*.whl
   # Horovod's own runtime dependencies (we skip its 'horovodrun' extras)
-  pip_install cloudpickle psutil pyyaml packaging
+  pip_install cloudpickle psutil pyyaml packaging cffi
 fi
 
 say "done in $(( $(date +%s) - t0 )) s; activate with: source $VENV/bin/activate"
