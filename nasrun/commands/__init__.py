@@ -3,9 +3,11 @@ from typing import List
 
 import click
 
+from .export import export
 from .run import resume, run
 from .simulate import simulate
 from .status import status
 from .submit import cancel, jobs, submit
 
 COMMANDS: List[click.Command] = [run, resume, simulate, status, submit, jobs, cancel]
+COMMANDS.append(export)

@@ -82,6 +82,7 @@ class Driver:
         keep = {tid for tid, r in self.records.items() if r.status in (RUNNING, QUEUED)}
         if self.strategy.multi_fidelity:
             keep |= {tid for tid, r in self.records.items() if r.status == DONE}
+        keep |= self.best_finished()
         models = {tid: m for tid, m in self.models.items() if tid in keep}
         return Snapshot(self.spec_text, __version__, [self.records[k] for k in sorted(self.records)],
                         self.strategy.state_dict(), rt, models)
@@ -97,6 +98,23 @@ class Driver:
 
     def finished_count(self) -> int:
         return sum(r.status in (DONE, FAILED) for r in self.records.values())
+
+    def best_finished(self) -> Set[int]:
+        """The ``checkpoint.keep_best`` best finished trials (by the strategy's score: first
+        objective, feasible only): their final weights stay in the store for ``nasrun export``."""
+        k = self.spec.checkpoint.keep_best
+        scored = [(self.strategy.score(r.outcome), -tid) for tid, r in self.records.items()
+                  if r.status == DONE and r.outcome is not None]
+        return {-t for _, t in sorted((x for x in scored if x[0] is not None), reverse=True)[:k]}
+
+    def _evict(self) -> None:
+        """Drop final states that no longer rank among the best kept (bounded memory)."""
+        if self.strategy.multi_fidelity:
+            return
+        keep = self.best_finished()
+        for tid in [t for t in self.models if self.records.get(t) is not None
+                    and self.records[t].status in (DONE, FAILED) and t not in keep]:
+            del self.models[tid]
 
     def best(self) -> Optional[TrialRecord]:
         scored = [(self.strategy.score(r.outcome), r) for r in self.records.values() if r.outcome]
@@ -231,8 +249,9 @@ class Driver:
         rec = self.records.get(s.trial_id) or TrialRecord(s)
         rec.status, rec.group, rec.start = RUNNING, group, time.time()
         self.records[s.trial_id] = rec
+        keep = self.strategy.multi_fidelity or self.spec.checkpoint.keep_best > 0
         self.t.send_task(group, {"kind": "run", "suggestion": s.to_dict(), "state": state,
-                                 "keep_state": bool(self.strategy.multi_fidelity)})
+                                 "keep_state": bool(keep)})
 
     def _finish(self, msg: Dict[str, Any], group: int) -> None:
         outcome = Outcome.from_dict(msg["outcome"])
@@ -245,6 +264,7 @@ class Driver:
             self.models[tid] = msg["state"]
         elif not (outcome.ok and self.strategy.multi_fidelity):
             self.models.pop(tid, None)
+        self._evict()
         dur = rec.end - (rec.start or rec.end)
         mt = self.spec.budget.max_trials
         count = f"[{self.finished_count()}/{mt}] " if mt else f"[{self.finished_count()}] "
