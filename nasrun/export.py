@@ -357,7 +357,7 @@ def export_trial(path: str, out: str, trial: Optional[int] = None, require_weigh
     model = build_model(spec.space.builtin, spec.space.options, config, input_shape, num_classes, _macro(spec))
     tensors = None
     if sd is not None:
-        tensors = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in sd.items()}
+        tensors = {k: torch.from_numpy(np.array(v, order="C")) for k, v in sd.items()}  # keeps 0-d shapes
         try:
             model.load_state_dict(tensors)
         except RuntimeError as e:
