@@ -245,3 +245,37 @@ def test_mpi_run_then_export_best_reproduces_accuracy_without_nasrun(tmp_path):
     acc = float(r.stdout.split("ACC ")[1].split()[0])
     assert acc == pytest.approx(best.outcome.metrics["valid_accuracy"], abs=1e-9)
     assert acc > 0.3
+
+
+def test_models_module_is_standalone():
+    """model.py is nasrun/train/models.py verbatim: it may import only torch and the stdlib."""
+    import ast
+    import inspect
+
+    from nasrun.space.builtin import NB201_EDGES
+    from nasrun.train import models
+    tree = ast.parse(inspect.getsource(models))
+    roots = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            roots |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            assert node.level == 0, "relative import in models.py"
+            roots.add(node.module.split(".")[0])
+    assert roots <= {"__future__", "typing", "torch", "os"}, roots
+    assert models.NB201_EDGES == NB201_EDGES
+
+
+def test_exported_train_py_retrains(experiment, tmp_path):
+    from nasrun.train.datasets import load_digits_arrays
+    run, _ = experiment
+    export_trial(str(run), str(tmp_path / "out"))
+    x, y = load_digits_arrays()
+    np.savez(tmp_path / "digits.npz", x=x, y=y)
+    r = subprocess.run([sys.executable, str(tmp_path / "out" / "train.py"), "--data", str(tmp_path / "digits.npz"),
+                        "--epochs", "1", "--out", str(tmp_path / "re.pt")], capture_output=True, text=True,
+                       timeout=120, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert r.returncode == 0, r.stderr
+    assert "epoch 1/1: valid_accuracy" in r.stdout
+    assert set(torch.load(tmp_path / "re.pt", weights_only=True)) == set(
+        torch.load(tmp_path / "out" / "weights.pt", weights_only=True))
