@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import traceback
+from dataclasses import replace
 
 import torch
 
@@ -38,7 +39,11 @@ class TrainObjective(Objective):
         agree_setup(ctx, err)
         res = train_trial(s, model, data, recipe, ctx.backend, ctx.device, ctx.comm, ctx.state,
                           ctx.control, ctx.keep_state)
-        return TrialResult(Outcome(s.trial_id, DONE, res.metrics, tuple(res.curve)), res.state,
+        state = res.state
+        if state is not None:  # what `nasrun export` needs to rebuild the network
+            state = replace(state, meta={**state.meta, "input_shape": list(data.input_shape),
+                                         "num_classes": int(data.num_classes)})
+        return TrialResult(Outcome(s.trial_id, DONE, res.metrics, tuple(res.curve)), state,
                            res.digest)
 
 

@@ -85,8 +85,9 @@ class Driver:
               "python_rng": [st[0], list(st[1]), st[2]],
               "numpy_rng": _numpy_rng()}
         keep = (RUNNING, QUEUED, DONE) if self.strategy.multi_fidelity else (RUNNING, QUEUED)
+        kept = self.best_finished()
         models = {tid: m for tid, m in self.models.items()
-                  if tid in self.records and self.records[tid].status in keep}
+                  if tid in self.records and (self.records[tid].status in keep or tid in kept)}
         trials = (list(self.records.values()) if self._ids_ascending
                   else [self.records[k] for k in sorted(self.records)])
         return Snapshot(self.spec_text, __version__, trials,
@@ -110,6 +111,26 @@ class Driver:
 
     def finished_count(self) -> int:
         return self._finished
+
+    def best_finished(self) -> Set[int]:
+        """The ``checkpoint.keep_best`` best finished trials (by the strategy's score: first
+        objective, feasible only): their final weights stay in the store for ``nasrun export``."""
+        k = self.spec.checkpoint.keep_best
+        # a trial that was not among the best K when it finished never becomes so later, and
+        # its state was evicted then: only trials holding a state can be among the best K
+        scored = [(self.strategy.score(self.records[tid].outcome), -tid) for tid in self.models
+                  if tid in self.records and self.records[tid].status == DONE
+                  and self.records[tid].outcome is not None]
+        return {-t for _, t in sorted((x for x in scored if x[0] is not None), reverse=True)[:k]}
+
+    def _evict(self) -> None:
+        """Drop final states that no longer rank among the best kept (bounded memory)."""
+        if self.strategy.multi_fidelity:
+            return
+        keep = self.best_finished()
+        for tid in [t for t in self.models if self.records.get(t) is not None
+                    and self.records[t].status in (DONE, FAILED) and t not in keep]:
+            del self.models[tid]
 
     def best(self) -> Optional[TrialRecord]:
         """The finished trial with the best score (the lowest trial id among equals)."""
@@ -256,8 +277,9 @@ class Driver:
             rec = TrialRecord(s)
             self._add_record(rec)
         rec.status, rec.group, rec.start = RUNNING, group, time.time()
+        keep = self.strategy.multi_fidelity or self.spec.checkpoint.keep_best > 0
         self.t.send_task(group, {"kind": "run", "suggestion": s.to_dict(), "state": state,
-                                 "keep_state": bool(self.strategy.multi_fidelity)})
+                                 "keep_state": bool(keep)})
 
     def _finish(self, msg: Dict[str, Any], group: int) -> None:
         outcome = Outcome.from_dict(msg["outcome"])
@@ -271,6 +293,7 @@ class Driver:
             self.models[tid] = msg["state"]
         elif not (outcome.ok and self.strategy.multi_fidelity):
             self.models.pop(tid, None)
+        self._evict()
         dur = rec.end - (rec.start or rec.end)
         mt = self.spec.budget.max_trials
         count = f"[{self.finished_count()}/{mt}] " if mt else f"[{self.finished_count()}] "

@@ -216,10 +216,54 @@ class OptimizerSpec:
 
 
 @dataclass(frozen=True)
+class ObjectiveTermSpec:
+    """One of several objectives (``objective.objectives[i]``)."""
+
+    metric: str
+    mode: Literal["max", "min"] = "max"
+    weight: float = field(1.0, gt=0.0)  # used only with objective.scalarize: true
+
+    def _check(self, path, ctx, data):
+        pass
+
+
+@dataclass(frozen=True)
+class ConstraintSpec:
+    """``objective.constraints[i]``: min <= metric <= max; a trial outside is infeasible."""
+
+    metric: str
+    min: Optional[Any] = None  # a number; YAML reads 1.0e6 (no exponent sign) as a string: accepted
+    max: Optional[Any] = None
+
+    def _check(self, path, ctx, data):
+        for key in ("min", "max"):
+            v = getattr(self, key)
+            if v is None:
+                continue
+            try:
+                if isinstance(v, bool):
+                    raise ValueError
+                f = float(v)
+                if f != f or f in (float("inf"), float("-inf")):
+                    raise ValueError
+            except (TypeError, ValueError):
+                raise ctx.error(f"expected a finite number, got {describe(v)}", join(path, key), data, key) from None
+            object.__setattr__(self, key, f)
+        if self.min is None and self.max is None:
+            raise ctx.error("a constraint needs 'min' and/or 'max'", path, data)
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ctx.error(f"min ({self.min:g}) exceeds max ({self.max:g})", join(path, "min"), data, "min")
+
+
+@dataclass(frozen=True)
 class ObjectiveSpec:
     type: Literal["train", "table", "function"] = "train"
+    # One objective: metric/mode. Several: objectives (metric/mode are then the first one's).
     metric: str = "valid_accuracy"
     mode: Literal["max", "min"] = "max"
+    objectives: List[ObjectiveTermSpec] = field([])
+    constraints: List[ConstraintSpec] = field([])
+    scalarize: bool = False  # weighted sum of the objectives: any strategy can then use them
     # type: train
     dataset: DatasetSpec = field(DatasetSpec())
     epochs: int = field(5, min=1)
@@ -235,7 +279,27 @@ class ObjectiveSpec:
     python_path: List[str] = field([])
     options: Dict[str, Any] = field({})
 
+    def __post_init__(self):
+        if self.objectives:  # metric/mode always name the first (main) objective
+            object.__setattr__(self, "metric", self.objectives[0].metric)
+            object.__setattr__(self, "mode", self.objectives[0].mode)
+
     def _check(self, path, ctx, data):
+        if self.objectives:
+            for key in ("metric", "mode"):
+                if key in data and data[key] != getattr(self.objectives[0], key):
+                    raise ctx.error(f"{key} {data[key]!r} differs from the first of 'objectives' "
+                                    f"({getattr(self.objectives[0], key)!r}); give the objectives in "
+                                    "'objectives' only", join(path, key), data, key)
+            seen = set()
+            for i, o in enumerate(self.objectives):
+                if o.metric in seen:
+                    raise ctx.error(f"metric {o.metric!r} is named twice", join(path, f"objectives[{i}].metric"),
+                                    data, "objectives")
+                seen.add(o.metric)
+        if self.scalarize and len(self.objectives) < 2:
+            raise ctx.error("scalarize needs at least two entries in 'objectives'", join(path, "scalarize"),
+                            data, "scalarize")
         if self.min_epochs > self.epochs:
             raise ctx.error(f"min_epochs ({self.min_epochs}) must not exceed epochs ({self.epochs})",
                             join(path, "min_epochs"), data, "min_epochs")
@@ -273,6 +337,7 @@ class CheckpointSpec:
     every_epochs: int = field(1, min=1)  # in-flight weights every K epochs...
     every_seconds: float = field(60.0, gt=0.0)  # ...or at least T seconds apart, whichever is later
     generations: int = field(2, min=2, max=100)  # checkpoint generations kept on disk
+    keep_best: int = field(3, min=0)  # final weights of the K best finished trials (for export)
 
 
 SECTIONS = ("experiment", "space", "strategy", "objective", "budget", "resources", "checkpoint", "slurm")
@@ -329,6 +394,12 @@ class Spec:
         if self.objective.type == "table" and self.space.builtin != "nb201":
             raise ctx.error("a table objective (NAS-Bench-201) needs 'space: {builtin: nb201}'",
                             "objective.type", data.get("objective"), "type")
+        o = self.objective
+        if len(o.objectives) > 1 and not o.scalarize and not cls.multi_objective:
+            multi = " or ".join(n for n, c in STRATEGIES.items() if c.multi_objective)
+            raise ctx.error(f"strategy {self.strategy.name!r} optimises one objective; with several "
+                            f"objectives use {multi}, or set 'objective.scalarize: true' (weighted sum)",
+                            "objective.objectives", data.get("objective"), "objectives")
         try:
             self.make_strategy()
         except (ValueError, TypeError) as e:
@@ -355,11 +426,22 @@ class Spec:
                 opts.setdefault("max_budget", type(cls.options["max_budget"])(hi))
         return opts
 
+    def objective_terms(self):
+        """The objectives and constraints as :mod:`nasrun.multiobjective` values."""
+        from ..multiobjective import Constraint, Objective
+        o = self.objective
+        objs = [Objective(t.metric, t.mode, t.weight) for t in o.objectives] or [Objective(o.metric, o.mode)]
+        return objs, [Constraint(c.metric, c.min, c.max) for c in o.constraints]
+
     def make_strategy(self):
         from ..strategies import make_strategy
+        extra = {}
+        objs, cons = self.objective_terms()
+        if len(objs) > 1 or cons:
+            extra = {"objectives": objs, "constraints": cons, "scalarize": self.objective.scalarize}
         return make_strategy(self.strategy.name, self.make_space(), seed=self.experiment.seed,
                              metric=self.objective.metric, mode=self.objective.mode,
-                             **self.strategy_options())
+                             **extra, **self.strategy_options())
 
 
 def build_spec(data: Any, file: Optional[str] = None) -> Spec:

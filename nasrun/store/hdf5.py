@@ -88,6 +88,8 @@ def _objective(spec_text: str) -> Tuple[str, str]:
     import yaml
     try:
         obj = (yaml.safe_load(spec_text) or {}).get("objective") or {}
+        first = (obj.get("objectives") or [None])[0]
+        obj = first if isinstance(first, dict) else obj  # several objectives: the first is the main one
         return str(obj.get("metric", "valid_accuracy")), str(obj.get("mode", "max"))
     except Exception:
         return "valid_accuracy", "max"

@@ -28,10 +28,11 @@ Rules every implementation keeps:
 from __future__ import annotations
 
 import abc
-from typing import Any, Dict, List, Mapping, Optional, Union
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
+from ..multiobjective import Constraint, Objective, feasible, oriented, scalarize
 from ..space import SearchSpace
 from ..trial import FINISHED, WAIT, AskStatus, Outcome, Suggestion
 
@@ -43,17 +44,37 @@ class Strategy(abc.ABC):
 
     ``metric`` is the name of the metric to optimise in ``Outcome.metrics``; ``mode`` is ``"max"``
     or ``"min"``. Subclasses use :meth:`score` (higher is better, ``None`` for no information).
+
+    Several objectives (keyword ``objectives``: a list of
+    :class:`~nasrun.multiobjective.Objective`, the first one is ``metric``/``mode``) and
+    ``constraints`` (a list of :class:`~nasrun.multiobjective.Constraint`): an outcome that
+    violates a constraint scores ``None`` (never a parent, never the best). With
+    ``scalarize=True`` :meth:`score` is the weighted sum of the oriented objectives and every
+    strategy works unchanged; otherwise :meth:`score` is the first objective's and only
+    strategies with ``multi_objective = True`` accept more than one objective (they rank by
+    :meth:`point`, see :mod:`nasrun.multiobjective`).
     """
 
     #: options a subclass accepts, with their defaults (the spec validates against this)
     options: Dict[str, Any] = {}
     #: whether the strategy hands out budgets (multi-fidelity)
     multi_fidelity = False
+    #: whether the strategy uses every objective (Pareto ranking) rather than a single score
+    multi_objective = False
 
     def __init__(self, space: SearchSpace, seed: int = 0, metric: str = "valid_accuracy",
-                 mode: str = "max", **options: Any):
+                 mode: str = "max", objectives: Optional[Sequence[Objective]] = None,
+                 constraints: Sequence[Constraint] = (), scalarize: bool = False, **options: Any):
         if mode not in ("max", "min"):
             raise ValueError(f"mode must be 'max' or 'min', not {mode!r}")
+        self.objectives: List[Objective] = list(objectives or [Objective(metric, mode)])
+        if (self.objectives[0].metric, self.objectives[0].mode) != (metric, mode):
+            raise ValueError("the first objective must be metric/mode")
+        if len(self.objectives) > 1 and not scalarize and not self.multi_objective:
+            raise ValueError(f"strategy {type(self).__name__} optimises one objective; use random "
+                             "or evolution for several, or scalarize them (objective.scalarize: true)")
+        self.constraints: List[Constraint] = list(constraints)
+        self.scalarize = bool(scalarize)
         unknown = set(options) - set(self.options)
         if unknown:
             raise ValueError(f"{type(self).__name__}: unknown options {sorted(unknown)}")
@@ -84,10 +105,28 @@ class Strategy(abc.ABC):
 
     # -- shared helpers --------------------------------------------------------------------
     def score(self, outcome: Outcome) -> Optional[float]:
+        """Higher is better; None for a failed, incomplete or infeasible outcome."""
+        if self.constraints and not feasible(outcome, self.constraints):
+            return None
+        if self.scalarize:
+            p = oriented(outcome, self.objectives)
+            return None if p is None else scalarize(p, [o.weight for o in self.objectives])
         v = outcome.value(self.metric)
         if v is None:
             return None
         return v if self.mode == "max" else -v
+
+    def point(self, outcome: Outcome) -> Optional[Tuple[float, ...]]:
+        """The outcome's oriented objective values (higher is better), None when it is failed,
+        incomplete or infeasible."""
+        if self.constraints and not feasible(outcome, self.constraints):
+            return None
+        return oriented(outcome, self.objectives)
+
+    @property
+    def pareto(self) -> bool:
+        """Whether selection ranks by Pareto dominance (several objectives, not scalarized)."""
+        return len(self.objectives) > 1 and not self.scalarize
 
     def _new(self, config: Mapping[str, Any], budget: Optional[float] = None,
              resume_from: Optional[int] = None, **info: Any) -> Suggestion:

@@ -6,6 +6,7 @@ from .base import Strategy
 
 class RandomSearch(Strategy):
     options = {}
+    multi_objective = True  # it selects nothing, so any number of objectives is fine
 
     def ask(self):
         return self._new(self.space.sample(self.rng))

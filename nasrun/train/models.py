@@ -12,6 +12,9 @@
   (``edge_<to>_<from>`` in none/skip_connect/nor_conv_1x1/nor_conv_3x3/avg_pool_3x3).
 * :func:`count_params` and :func:`count_macs` (forward hooks on Conv2d/Linear; pooling, BN and
   additions are not counted: they are negligible next to convolutions).
+
+This module imports only torch and the standard library: ``nasrun export`` copies its source
+verbatim into the exported ``model.py``, so the exported network is this very code.
 """
 from __future__ import annotations
 
@@ -20,7 +23,7 @@ from typing import Any, Dict, List, Mapping, Sequence, Tuple
 import torch
 from torch import nn
 
-from ..space.builtin import NB201_EDGES
+NB201_EDGES = ((1, 0), (2, 0), (2, 1), (3, 0), (3, 1), (3, 2))  # (to, from); = nasrun.space's
 
 MLP_ACTS = {"relu": nn.ReLU, "tanh": nn.Tanh, "gelu": nn.GELU, "sigmoid": nn.Sigmoid}
 
