@@ -57,7 +57,7 @@ def experiment_status(path: str, top: int = 5) -> Dict[str, Any]:
                  "error": ((t.outcome.error if t.outcome else None) or "").strip().split("\n")[0]}
                 for t in failed[:top]]
     rt = snap.runtime_state if isinstance(snap.runtime_state, dict) else {}
-    elapsed = rt.get("elapsed")
+    elapsed = rt.get("elapsed_seconds", rt.get("elapsed"))
     if not isinstance(elapsed, (int, float)):
         starts = [t.start for t in snap.trials if t.start is not None]
         ends = [t.end for t in snap.trials if t.end is not None]
