@@ -138,3 +138,123 @@ def test_evolution_with_one_group_killed_and_resumed_equals_uninterrupted(tmp_pa
     # the strategy ends in the same state (population, RNG, counter)
     assert json.dumps(final.strategy_state, sort_keys=True, default=str) == \
         json.dumps(ref.strategy_state, sort_keys=True, default=str)
+
+
+# -- damaged checkpoints and changed specs, through the CLI ------------------------------------
+
+TABLE_SPEC = """experiment: {{name: dmg, seed: {seed}, output_dir: {out}}}
+space: {{builtin: nb201}}
+strategy: {{name: random}}
+objective: {{type: table, path: {nb201}}}
+budget: {{max_trials: {trials}}}
+"""
+
+
+def nasrun(args, cwd, np_=1, timeout=120):
+    job = Job(np_, args, str(cwd))
+    rc = job.wait(timeout)
+    return rc, job.output
+
+
+@pytest.fixture(scope="module")
+def pristine(tmp_path_factory):
+    """A finished 4-trial experiment: experiment.h5 (4 done) and experiment.h5.1 (3 done)."""
+    base = tmp_path_factory.mktemp("pristine")
+    d = base / "exp"
+    (base / "spec.yaml").write_text(TABLE_SPEC.format(seed=0, out=d, nb201=NB201, trials=4))
+    rc, out = nasrun(["run", str(base / "spec.yaml")], base)
+    assert rc == 0, out
+    assert sorted(os.listdir(d)) == ["experiment.h5", "experiment.h5.1"]
+    return d
+
+
+def flip_bytes(path):
+    import h5py
+    with h5py.File(path, "r") as f:
+        off = f["trials/metric"].id.get_offset()  # inside the data: the checksum must catch it
+    with open(path, "r+b") as f:
+        f.seek(off)
+        b = f.read(4)
+        f.seek(off)
+        f.write(bytes(x ^ 0xFF for x in b))
+
+
+def cut_short(path):
+    with open(path, "r+b") as f:
+        f.truncate(os.path.getsize(path) // 2)
+
+
+def empty(path):
+    open(path, "wb").close()
+
+
+def not_hdf5(path):
+    with open(path, "w") as f:
+        f.write("experiment: {name: x}\n" * 50)
+
+
+def other_program(path):
+    import h5py
+    import numpy as np
+    os.remove(path)
+    with h5py.File(path, "w") as f:
+        f["data"] = np.arange(10.0)
+        f.attrs["creator"] = "another program"
+
+
+DAMAGE = {"flipped bytes": (flip_bytes, "checksum"), "cut short": (cut_short, "unreadable"),
+          "empty": (empty, "empty file"), "not HDF5": (not_hdf5, "not an HDF5 file"),
+          "other program's HDF5": (other_program, "not a nasrun checkpoint")}
+
+
+@pytest.mark.parametrize("kind", list(DAMAGE))
+def test_resume_falls_back_to_the_older_generation_with_a_warning(tmp_path, pristine, kind):
+    d = tmp_path / "exp"
+    shutil.copytree(pristine, d)
+    damage, fault = DAMAGE[kind]
+    damage(str(d / "experiment.h5"))
+    rc, out = nasrun(["resume", str(d)], tmp_path)
+    assert rc == 0, out
+    assert "Traceback" not in out
+    assert out.count("nasrun: warning: using checkpoint") == 1, out
+    assert f"using checkpoint {d / 'experiment.h5.1'} (generation" in out, out
+    assert f"{d / 'experiment.h5'}: " in out and fault in out, out
+    snap = load(str(d))  # the resumed run saved a good generation again
+    assert [r.status for r in snap.trials] == [DONE] * 4
+    assert results(snap) == results(load(str(pristine)))
+
+
+@pytest.mark.parametrize("np_", [1, 3])
+def test_resume_without_a_usable_generation_is_a_clear_error(tmp_path, pristine, np_):
+    d = tmp_path / "exp"
+    shutil.copytree(pristine, d)
+    flip_bytes(str(d / "experiment.h5"))
+    other_program(str(d / "experiment.h5.1"))
+    rc, out = nasrun(["resume", str(d)], tmp_path, np_=np_)
+    assert rc == 2, out
+    assert "Traceback" not in out
+    assert f"nasrun: error: no usable checkpoint for {d / 'experiment.h5'}" in out
+    assert "checksum" in out and "experiment.h5.1: " in out and "not a nasrun checkpoint" in out, out
+    assert out.count("nasrun: error:") == 1  # rank 0 speaks, the other ranks leave quietly
+
+
+def test_changed_spec_is_refused_with_the_differences_and_force_allows_it(tmp_path):
+    d = tmp_path / "exp"
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(TABLE_SPEC.format(seed=0, out=d, nb201=NB201, trials=3))
+    rc, out = nasrun(["run", str(spec)], tmp_path)
+    assert rc == 0, out
+    spec.write_text(TABLE_SPEC.format(seed=1, out=d, nb201=NB201, trials=5))
+    rc, out = nasrun(["run", str(spec), "--force", "budget.max_trials"], tmp_path, np_=3)
+    assert rc == 2 and "Traceback" not in out, out
+    assert "the spec differs from the checkpoint's" in out
+    assert "experiment.seed: 0 -> 1" in out and "budget.max_trials" not in out.split("--force")[0]
+    assert out.count("nasrun: error:") == 1
+    rc, out = nasrun(["run", str(spec)], tmp_path, np_=3)
+    assert rc == 2 and "experiment.seed: 0 -> 1" in out and "budget.max_trials: 3 -> 5" in out, out
+    assert len(load(str(d)).trials) == 3  # nothing ran
+    spec.write_text(TABLE_SPEC.format(seed=0, out=d, nb201=NB201, trials=5))
+    rc, out = nasrun(["run", str(spec), "--force", "budget.max_trials"], tmp_path, np_=3)
+    assert rc == 0, out
+    snap = load(str(d))
+    assert sorted(results(snap)) == [0, 1, 2, 3, 4]

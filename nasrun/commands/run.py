@@ -30,12 +30,16 @@ class _Loud:
 
     def __init__(self, store):
         self.store = store
+        self._loaded = None  # kept by `resume`'s probe: read (and warn) once, not twice
 
     def save(self, snapshot):
         return self.store.save(snapshot)
 
     def load(self):
         from ..store import CheckpointWarning
+        if self._loaded is not None:
+            snapshot, self._loaded = self._loaded, None
+            return snapshot
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", CheckpointWarning)
             snapshot = self.store.load()
@@ -107,7 +111,9 @@ def resume(path: str, force: Tuple[str, ...], verbose: bool) -> None:
                 raise CheckpointError(f"{path}: no nasrun checkpoint here (start one with `nasrun run SPEC`)")
             text = snapshot.spec_text
             spec = parse_spec(text, f"{path} (stored spec)")
-            store = open_experiment_store(path, spec.checkpoint.generations)
+            probe.store.generations = spec.checkpoint.generations
+            probe._loaded = snapshot
+            store = probe
         except NasrunError as e:
             error = e
     if comm.Get_size() > 1:
