@@ -3,6 +3,7 @@ the in-flight trials' state, the job exits 75, `nasrun resume` finishes the budg
 import os
 import shutil
 import signal
+import sys
 import time
 
 import pytest
@@ -105,3 +106,48 @@ budget: {{max_trials: 5}}
     final = open_store(d).load()
     assert [r.status for r in final.trials] == [DONE] * 5
     assert [r.outcome.metrics for r in final.trials[:2]] == [r.outcome.metrics for r in snap.trials[:2]]
+
+
+def test_signal_during_startup_still_checkpoints(tmp_path):
+    """SLURM may signal a job as it starts: SIGUSR1 while the ranks still import must not kill them."""
+    d = str(tmp_path / "exp")
+    (tmp_path / "spec.yaml").write_text(f"""experiment: {{name: sig0, seed: 0, output_dir: {d}}}
+space: {{builtin: nb201}}
+strategy: {{name: random}}
+objective:
+  type: function
+  function: nb201_slow:score
+  python_path: [{TESTS}]
+  options: {{sleep: 0.01, path: {NB201}}}
+budget: {{max_trials: 40}}
+""")
+    job = Job(3, ["run", str(tmp_path / "spec.yaml")], str(tmp_path))
+
+    def ranks_catch_usr1():  # every rank has nasrun's early handler (SigCgt), still importing
+        ranks = [p for p in session_pids(job.proc.pid) if _proc(p, "cmdline").startswith(sys.executable + "\0")]
+        return len(ranks) == 3 and all(_catches_usr1(p) for p in ranks)
+    wait_for(ranks_catch_usr1, 60, "the ranks to start", job)
+    assert not open_store(d).generation_files()  # before the driver's first save
+    job.proc.send_signal(signal.SIGUSR1)
+    rc = job.wait(60)
+    assert rc == 75, job.output
+    assert "exited on signal" not in job.output
+    assert not [r for r in open_store(d).load().trials if r.status == DONE]  # before any work
+    job = Job(3, ["resume", d], str(tmp_path))
+    assert job.wait(120) == 0, job.output
+    assert [r.status for r in open_store(d).load().trials] == [DONE] * 40
+
+
+def _proc(pid, name):
+    try:
+        with open(f"/proc/{pid}/{name}") as f:
+            return f.read()
+    except OSError:
+        return ""
+
+
+def _catches_usr1(pid):
+    for line in _proc(pid, "status").splitlines():
+        if line.startswith("SigCgt:"):
+            return bool(int(line.split()[1], 16) & (1 << (signal.SIGUSR1 - 1)))
+    return False

@@ -74,6 +74,8 @@ def run(spec_path: str, force: Tuple[str, ...], verbose: bool) -> None:
     holds a checkpoint, the run continues it (the spec must be unchanged, see --force).
     Exit codes: 0 done, 1 failed, 2 bad input, 75 checkpointed on SIGTERM/SIGUSR1 (resumable).
     """
+    from ..runtime.signals import catch_early
+    catch_early()  # a signal during the imports below must not kill the rank
     from ..runtime.api import run_experiment
     from ..spec import load_spec
     spec = load_spec(spec_path)
@@ -99,6 +101,8 @@ def resume(path: str, force: Tuple[str, ...], verbose: bool) -> None:
     kept, in-flight trials continue from their last saved epoch, the strategy from its state.
     To change the spec (e.g. a larger budget), use `nasrun run SPEC --force budget.max_trials`.
     """
+    from ..runtime.signals import catch_early
+    catch_early()
     from ..runtime.api import run_experiment
     from ..spec import parse_spec
     comm = _comm()

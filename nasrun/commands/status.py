@@ -123,7 +123,9 @@ def print_status(r: Dict[str, Any]) -> None:
         for f in r["failures"]:
             tf.add_row(str(f["trial_id"]), f["error"])
         con.print(tf)
-    if r["jobs"]:
+    if r["jobs"] and not any(isinstance(j, dict) for j in r["jobs"]):  # plain job ids
+        con.print(f"job chain: {', '.join(str(j) for j in r['jobs'])}", highlight=False)
+    elif r["jobs"]:
         tj = Table(title="job chain", title_justify="left")
         keys: List[str] = []
         for j in r["jobs"]:

@@ -26,6 +26,7 @@ from .. import __version__
 from ..errors import Resumable, RunFailed
 from ..store.base import DONE, FAILED, QUEUED, RUNNING, ModelState, Snapshot, Store, TrialRecord
 from ..trial import FINISHED, WAIT, Outcome, Suggestion
+from .signals import take_early
 from .transport import Transport
 
 
@@ -125,6 +126,7 @@ class Driver:
         if threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGTERM, signal.SIGUSR1):
                 handlers[sig] = signal.signal(sig, self._on_signal)
+            self.signals += take_early()
         if hasattr(self.t, "should_flush"):
             self.t.should_flush = lambda: self.signals > 0
         try:
