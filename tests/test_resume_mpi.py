@@ -258,3 +258,10 @@ def test_changed_spec_is_refused_with_the_differences_and_force_allows_it(tmp_pa
     assert rc == 0, out
     snap = load(str(d))
     assert sorted(results(snap)) == [0, 1, 2, 3, 4]
+
+
+def test_a_bad_spec_under_mpirun_is_one_message(tmp_path):
+    (tmp_path / "spec.yaml").write_text("experiment: {name: x}\nspace: {builtin: nb201}\nbudget: {max_trials: 0}\n")
+    rc, out = nasrun(["run", str(tmp_path / "spec.yaml")], tmp_path, np_=3)
+    assert rc == 2 and "Traceback" not in out, out
+    assert out.count("nasrun: error:") == 1 and "budget.max_trials" in out, out

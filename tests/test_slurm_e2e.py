@@ -92,17 +92,18 @@ def test_submitted_spec_runs_to_completion_on_several_mpi_tasks(tmp_path, slurm_
 
 @pytest.mark.slow
 def test_time_limit_signal_checkpoints_resubmits_and_finishes_the_budget(tmp_path, slurm_cluster):
-    # 1 minute limit, signal 40 s before it (SLURM may send it up to a minute early): the 40
-    # trials at 1.5 s each on 2 worker ranks need about 30 s, more than one job gets.
-    spec, exp = write_spec(tmp_path, "e2e-signal", 40, ['time: "1"', "signal_lead: 40", "max_resubmits: 6"])
-    env = env_with(slurm_cluster, 1.5)
+    # 1 minute limit, signal 40 s before it (SLURM checks about once a minute, so the signal
+    # comes anywhere from the start to ~20 s in, even while the ranks start): 12 trials of 3 s on
+    # 2 worker ranks are 21 s of work, more than the <= 20 s one job gets.
+    spec, exp = write_spec(tmp_path, "e2e-signal", 14, ['time: "1"', "signal_lead: 40", "max_resubmits: 10"])
+    env = env_with(slurm_cluster, 3.0)
     nasrun(["submit", spec], str(tmp_path), env)
-    wait_for(lambda: chain_done(exp), 400, "the chain to finish the budget")
+    wait_for(lambda: chain_done(exp), 500, "the chain to finish the budget")
     ev = events(exp)
     exits = [e for e in ev if e["event"] == "exit"]
     assert len(exits) >= 2 and exits[0]["code"] == 75 and exits[0]["signalled"] == 1, job_output(exp)
     assert exits[-1]["code"] == 0, job_output(exp)
-    assert finished_trials(exp) == list(range(40))  # none lost, none repeated
+    assert finished_trials(exp) == list(range(14))  # none lost, none repeated
     assert "nasrun resume" in job_output(exp) or " resume " in job_output(exp)
     jobs = check_jobs_recorded(exp, str(tmp_path), env)
     assert len(jobs) >= 2

@@ -77,12 +77,23 @@ def run(spec_path: str, force: Tuple[str, ...], verbose: bool) -> None:
     from ..runtime.signals import catch_early
     catch_early()  # a signal during the imports below must not kill the rank
     from ..runtime.api import run_experiment
-    from ..spec import load_spec
-    spec = load_spec(spec_path)
-    with open(spec_path, encoding="utf-8") as f:
-        text = f.read()
+    from ..spec import load_spec, parse_spec
+    comm = _comm()
+    text, error = None, None
+    if comm.Get_rank() == 0:  # rank 0 reads the spec: one error message, not one per rank
+        try:
+            load_spec(spec_path)
+            with open(spec_path, encoding="utf-8") as f:
+                text = f.read()
+        except NasrunError as e:
+            error = e
+    if comm.Get_size() > 1:
+        text = _bcast_text(comm, text, error)
+    elif error is not None:
+        raise error
+    spec = parse_spec(text, spec_path)
     store = None
-    if _comm().Get_rank() == 0:
+    if comm.Get_rank() == 0:
         os.makedirs(spec.experiment.directory, exist_ok=True)
         store = open_experiment_store(spec.experiment.directory, spec.checkpoint.generations)
     run_experiment(spec, text, store, force=force, verbose=verbose)
