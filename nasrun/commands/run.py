@@ -74,7 +74,7 @@ def run(spec_path: str, force: Tuple[str, ...], verbose: bool) -> None:
     holds a checkpoint, the run continues it (the spec must be unchanged, see --force).
     Exit codes: 0 done, 1 failed, 2 bad input, 75 checkpointed on SIGTERM/SIGUSR1 (resumable).
     """
-    from ..runtime.signals import catch_early
+    from ..runtime.signals import catch_early, ignore_late
     catch_early()  # a signal during the imports below must not kill the rank
     from ..runtime.api import run_experiment
     from ..spec import load_spec, parse_spec
@@ -96,7 +96,10 @@ def run(spec_path: str, force: Tuple[str, ...], verbose: bool) -> None:
     if comm.Get_rank() == 0:
         os.makedirs(spec.experiment.directory, exist_ok=True)
         store = open_experiment_store(spec.experiment.directory, spec.checkpoint.generations)
-    run_experiment(spec, text, store, force=force, verbose=verbose)
+    try:
+        run_experiment(spec, text, store, force=force, verbose=verbose)
+    finally:
+        ignore_late()
     sys.stdout.flush()
 
 
@@ -112,7 +115,7 @@ def resume(path: str, force: Tuple[str, ...], verbose: bool) -> None:
     kept, in-flight trials continue from their last saved epoch, the strategy from its state.
     To change the spec (e.g. a larger budget), use `nasrun run SPEC --force budget.max_trials`.
     """
-    from ..runtime.signals import catch_early
+    from ..runtime.signals import catch_early, ignore_late
     catch_early()
     from ..runtime.api import run_experiment
     from ..spec import parse_spec
@@ -136,5 +139,8 @@ def resume(path: str, force: Tuple[str, ...], verbose: bool) -> None:
     elif error is not None:
         raise error
     spec = parse_spec(text, f"{path} (stored spec)")
-    run_experiment(spec, text, store, force=force, verbose=verbose)
+    try:
+        run_experiment(spec, text, store, force=force, verbose=verbose)
+    finally:
+        ignore_late()
     sys.stdout.flush()

@@ -31,3 +31,12 @@ def take_early() -> int:
     n = len(_early)
     del _early[:n]
     return n
+
+
+def ignore_late() -> None:
+    """After the run: ignore the signals while the process exits. Python resets its handlers to
+    the default action during finalisation, and a SLURM signal arriving then would kill a rank
+    of a finished run (srun: 'User defined signal 1', exit 138 instead of 0)."""
+    if threading.current_thread() is threading.main_thread():
+        for sig in SIGNALS:
+            signal.signal(sig, signal.SIG_IGN)
