@@ -9,7 +9,7 @@ import sys
 import click
 
 from . import __version__
-from .errors import EXIT_BAD_INPUT, NasrunError
+from .errors import EXIT_RESUMABLE, NasrunError
 
 
 def user_errors(fn):
@@ -19,7 +19,8 @@ def user_errors(fn):
         try:
             return fn(*args, **kwargs)
         except NasrunError as e:
-            click.echo(f"nasrun: error: {e}", err=True)
+            resumable = e.exit_code == EXIT_RESUMABLE  # not an error: the run can go on
+            click.echo(f"nasrun: {'' if resumable else 'error: '}{e}", err=True)
             sys.exit(e.exit_code)
         except KeyboardInterrupt:
             click.echo("nasrun: interrupted", err=True)

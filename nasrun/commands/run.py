@@ -30,12 +30,16 @@ class _Loud:
 
     def __init__(self, store):
         self.store = store
+        self._loaded = None  # kept by `resume`'s probe: read (and warn) once, not twice
 
     def save(self, snapshot):
         return self.store.save(snapshot)
 
     def load(self):
         from ..store import CheckpointWarning
+        if self._loaded is not None:
+            snapshot, self._loaded = self._loaded, None
+            return snapshot
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", CheckpointWarning)
             snapshot = self.store.load()
@@ -70,16 +74,32 @@ def run(spec_path: str, force: Tuple[str, ...], verbose: bool) -> None:
     holds a checkpoint, the run continues it (the spec must be unchanged, see --force).
     Exit codes: 0 done, 1 failed, 2 bad input, 75 checkpointed on SIGTERM/SIGUSR1 (resumable).
     """
+    from ..runtime.signals import catch_early, ignore_late
+    catch_early()  # a signal during the imports below must not kill the rank
     from ..runtime.api import run_experiment
-    from ..spec import load_spec
-    spec = load_spec(spec_path)
-    with open(spec_path, encoding="utf-8") as f:
-        text = f.read()
+    from ..spec import load_spec, parse_spec
+    comm = _comm()
+    text, error = None, None
+    if comm.Get_rank() == 0:  # rank 0 reads the spec: one error message, not one per rank
+        try:
+            load_spec(spec_path)
+            with open(spec_path, encoding="utf-8") as f:
+                text = f.read()
+        except NasrunError as e:
+            error = e
+    if comm.Get_size() > 1:
+        text = _bcast_text(comm, text, error)
+    elif error is not None:
+        raise error
+    spec = parse_spec(text, spec_path)
     store = None
-    if _comm().Get_rank() == 0:
+    if comm.Get_rank() == 0:
         os.makedirs(spec.experiment.directory, exist_ok=True)
         store = open_experiment_store(spec.experiment.directory, spec.checkpoint.generations)
-    run_experiment(spec, text, store, force=force, verbose=verbose)
+    try:
+        run_experiment(spec, text, store, force=force, verbose=verbose)
+    finally:
+        ignore_late()
     sys.stdout.flush()
 
 
@@ -95,6 +115,8 @@ def resume(path: str, force: Tuple[str, ...], verbose: bool) -> None:
     kept, in-flight trials continue from their last saved epoch, the strategy from its state.
     To change the spec (e.g. a larger budget), use `nasrun run SPEC --force budget.max_trials`.
     """
+    from ..runtime.signals import catch_early, ignore_late
+    catch_early()
     from ..runtime.api import run_experiment
     from ..spec import parse_spec
     comm = _comm()
@@ -107,7 +129,9 @@ def resume(path: str, force: Tuple[str, ...], verbose: bool) -> None:
                 raise CheckpointError(f"{path}: no nasrun checkpoint here (start one with `nasrun run SPEC`)")
             text = snapshot.spec_text
             spec = parse_spec(text, f"{path} (stored spec)")
-            store = open_experiment_store(path, spec.checkpoint.generations)
+            probe.store.generations = spec.checkpoint.generations
+            probe._loaded = snapshot
+            store = probe
         except NasrunError as e:
             error = e
     if comm.Get_size() > 1:
@@ -115,5 +139,8 @@ def resume(path: str, force: Tuple[str, ...], verbose: bool) -> None:
     elif error is not None:
         raise error
     spec = parse_spec(text, f"{path} (stored spec)")
-    run_experiment(spec, text, store, force=force, verbose=verbose)
+    try:
+        run_experiment(spec, text, store, force=force, verbose=verbose)
+    finally:
+        ignore_late()
     sys.stdout.flush()

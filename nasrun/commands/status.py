@@ -130,7 +130,9 @@ def render_status(r: Dict[str, Any]):
         for f in r["failures"]:
             tf.add_row(str(f["trial_id"]), f["error"])
         parts.append(tf)
-    if r["jobs"]:
+    if r["jobs"] and not any(isinstance(j, dict) for j in r["jobs"]):  # plain job ids
+        parts.append(Text(f"job chain: {', '.join(str(j) for j in r['jobs'])}"))
+    elif r["jobs"]:
         tj = Table(title="job chain", title_justify="left", min_width=20)
         keys: List[str] = []
         for j in r["jobs"]:

@@ -49,8 +49,8 @@ def run_experiment(spec, spec_text: str, store: Optional[Store], comm: Any = Non
             problem = e
     if size > 1:
         msg = comm.bcast(None if problem is None else (type(problem).__name__, str(problem)), root=0)
-        if msg is not None and rank != 0:
-            raise CheckpointError(msg[1])
+        if msg is not None and rank != 0:  # rank 0 reports it; one message, not one per rank
+            raise SystemExit(CheckpointError.exit_code)
     if problem is not None:
         raise problem
     if progress is None:

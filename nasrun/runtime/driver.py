@@ -26,6 +26,7 @@ from .. import __version__
 from ..errors import Resumable, RunFailed
 from ..store.base import DONE, FAILED, QUEUED, RUNNING, ModelState, Snapshot, Store, TrialRecord
 from ..trial import FINISHED, WAIT, Outcome, Suggestion
+from .signals import take_early
 from .transport import Transport
 
 
@@ -52,7 +53,7 @@ class Driver:
         if snapshot is not None:
             self._restore(snapshot)
         job = os.environ.get("SLURM_JOB_ID")
-        if job:
+        if job and (not self.jobs or self.jobs[-1] != job):  # a second run in the same job
             self.jobs.append(job)
         self.metric, self.mode = spec.objective.metric, spec.objective.mode
         self._t0 = time.monotonic()
@@ -63,7 +64,7 @@ class Driver:
         self.strategy.load_state_dict(snap.strategy_state)
         rt = snap.runtime_state or {}
         self.elapsed_before = float(rt.get("elapsed_seconds", 0.0))
-        self.jobs = list(rt.get("slurm_jobs", []))
+        self.jobs = [str(j) for j in rt.get("jobs", rt.get("slurm_jobs", []))]
         self.counters.update(rt.get("counters", {}))
         if "python_rng" in rt:
             random.setstate((rt["python_rng"][0], tuple(rt["python_rng"][1]), rt["python_rng"][2]))
@@ -80,7 +81,7 @@ class Driver:
 
     def snapshot(self) -> Snapshot:
         st = random.getstate()
-        rt = {"elapsed_seconds": self.elapsed(), "slurm_jobs": list(self.jobs),
+        rt = {"elapsed_seconds": self.elapsed(), "jobs": list(self.jobs),
               "counters": dict(self.counters),
               "python_rng": [st[0], list(st[1]), st[2]],
               "numpy_rng": _numpy_rng()}
@@ -167,6 +168,7 @@ class Driver:
         if threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGTERM, signal.SIGUSR1):
                 handlers[sig] = signal.signal(sig, self._on_signal)
+            self.signals += take_early()
         if hasattr(self.t, "should_flush"):
             self.t.should_flush = lambda: self.signals > 0
         try:

@@ -35,6 +35,7 @@ from ..objectives import Objective, TrialContext
 from ..store.base import ModelState
 from ..train.trainer import Control, Interrupted, TrialFailed
 from ..trial import Outcome, Suggestion
+from .signals import take_early
 
 TAG_TASK, TAG_CTRL, TAG_MSG, TAG_GROUP = 11, 12, 13, 14
 
@@ -136,6 +137,8 @@ class _SignalWatch:
                 signal.signal(sig, self._note)
             except ValueError:  # not the main thread (tests)
                 pass
+        if take_early():
+            self.seen = time.monotonic()
 
     def _note(self, signum, frame):
         self.seen = time.monotonic()
