@@ -51,6 +51,7 @@ open handle).
 """
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -83,6 +84,7 @@ class _Bad(Exception):
     """Why one generation file cannot be used."""
 
 
+@functools.lru_cache(maxsize=8)  # every save asks; the spec text of a run does not change
 def _objective(spec_text: str) -> Tuple[str, str]:
     """The objective's metric and mode from the spec text (defaults when it does not say)."""
     import yaml
