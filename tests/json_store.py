@@ -24,7 +24,7 @@ class JsonStore(Store):
                         for k, m in snap.models.items()}}
         tmp = self.path + ".tmp"
         with open(tmp, "w") as f:
-            json.dump(d, f)
+            json.dump(d, f, default=lambda a: a.tolist())  # numpy arrays (RNG states) as lists
         os.replace(tmp, self.path)
 
     def load(self):

@@ -5,7 +5,7 @@ import os
 import sys
 from typing import Any, Dict, Iterable, Optional
 
-from ..errors import CheckpointError, UserInputError
+from ..errors import CheckpointError, NasrunError, UserInputError
 from ..store.base import Snapshot, Store
 from .specdiff import spec_differences
 
@@ -96,7 +96,17 @@ def _run_mpi(spec, spec_text, store, snapshot, comm, verbose, progress):
         if spare:
             print(f"nasrun: warning: {spare} rank(s) left idle ({comm.Get_size() - 1} worker ranks are "
                   f"not a multiple of ranks_per_trial={r.ranks_per_trial})", file=sys.stderr)
-        return Driver(spec, spec_text, store, MpiTransport(comm, role), snapshot, progress=progress).run()
+        try:
+            return Driver(spec, spec_text, store, MpiTransport(comm, role), snapshot, progress=progress).run()
+        except NasrunError:
+            raise  # the driver has stopped the groups (run failed, resumable, bad input)
+        except BaseException:
+            # a bug or an interrupt on rank 0: the workers would wait for it forever
+            import traceback
+            traceback.print_exc()
+            sys.stderr.flush()
+            comm.Abort(1)
+            raise
     if role.group is None:
         return None
     if not verbose:

@@ -22,7 +22,9 @@ class Transport:
     def send_flush(self, group: int) -> None:
         raise NotImplementedError
 
-    def poll(self, timeout: float) -> List[Dict[str, Any]]:
+    def poll(self, timeout: float, spin: float = 0.0) -> List[Dict[str, Any]]:
+        """Messages from the groups, waiting up to ``timeout`` seconds for the first one; the
+        first ``spin`` seconds may busy-wait (a result is expected that soon)."""
         raise NotImplementedError
 
     def stop(self, groups) -> None:
@@ -44,13 +46,15 @@ class MpiTransport(Transport):
     def send_flush(self, group):
         self.world.send({"kind": "flush"}, dest=self.role.leader_of(group), tag=TAG_CTRL)
 
-    def poll(self, timeout):
+    def poll(self, timeout, spin=0.0):
         from mpi4py import MPI
         end = time.monotonic() + timeout
         delay = 0.0005
         out = []
         st = MPI.Status()
-        spin_end = time.monotonic() + 2e-4  # see worker.poll_recv; short: rank 0 polls all run long
+        # probe back to back while a result is due (the driver's estimate), then sleep a little
+        # longer each time: Open MPI's blocking receive would keep a core busy all run long
+        spin_end = time.monotonic() + min(max(spin, 2e-4), timeout)
         while True:
             while self.world.Iprobe(source=MPI.ANY_SOURCE, tag=TAG_MSG, status=st):
                 out.append(self.world.recv(source=st.Get_source(), tag=TAG_MSG))
@@ -90,7 +94,7 @@ class InProcessTransport(Transport):
     def send_flush(self, group):
         pass  # should_flush already answers True
 
-    def poll(self, timeout):
+    def poll(self, timeout, spin=0.0):
         if self.task is not None:
             task, self.task = self.task, None
             tid = task["suggestion"]["trial_id"]

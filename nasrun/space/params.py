@@ -70,18 +70,19 @@ class Categorical(Param):
     def __post_init__(self) -> None:
         if not self.choices:
             raise ValueError(f"{self.name}: a categorical needs at least one choice")
-        if len(set(map(_key, self.choices))) != len(self.choices):
+        lookup = {_key(c): i for i, c in enumerate(self.choices)}
+        if len(lookup) != len(self.choices):
             raise ValueError(f"{self.name}: choices must be distinct")
+        object.__setattr__(self, "_lookup", lookup)  # not a field: derived from choices
 
     def sample(self, rng):
         return self.choices[int(rng.integers(len(self.choices)))]
 
     def index(self, value: Any) -> int:
-        k = _key(value)
-        for i, c in enumerate(self.choices):
-            if _key(c) == k:
-                return i
-        raise ValueError(f"{value!r} is not a choice of {self.name}")
+        try:
+            return self._lookup[_key(value)]  # type: ignore[attr-defined]
+        except (KeyError, TypeError):  # TypeError: an unhashable value is no choice either
+            raise ValueError(f"{value!r} is not a choice of {self.name}") from None
 
     def contains(self, value):
         try:
@@ -261,6 +262,9 @@ class SearchSpace:
                     if not self.params[parent].contains(v):
                         raise ValueError(f"{p.name}: condition value {v!r} is not a value of {parent!r}")
             self.params[p.name] = p
+        # each condition's allowed values as a set of keys, for is_active
+        self._allowed = {p.name: {parent: {_key(a) for a in allowed} for parent, allowed in p.when.items()}
+                         for p in self.params.values()}
         if not self.params:
             raise ValueError("a search space needs at least one parameter")
 
@@ -278,10 +282,13 @@ class SearchSpace:
         return isinstance(other, SearchSpace) and self.to_dict() == other.to_dict()
 
     def is_active(self, p: Param, config: Mapping[str, Any]) -> bool:
-        for parent, allowed in p.when.items():
+        for parent, allowed in self._allowed[p.name].items():
             if parent not in config:
                 return False
-            if _key(config[parent]) not in {_key(a) for a in allowed}:
+            try:
+                if _key(config[parent]) not in allowed:
+                    return False
+            except TypeError:  # an unhashable value matches no condition
                 return False
         return True
 
