@@ -136,3 +136,14 @@ def test_sigusr1_checkpoints_in_flight_and_resume_continues(tmp_path, digits_spe
         # epochs before the signal come from the saved state, not from a fresh start
         saved = snap.models[r.trial_id].meta["curve"]
         assert list(rec.outcome.curve[:len(saved)]) == saved
+
+
+def test_an_unexpected_error_on_rank_0_ends_the_job_instead_of_hanging(tmp_path, digits_spec_text):
+    """Rank 0 cannot write its store (a bug-like error, not a NasrunError): the job must abort
+    with the traceback, not leave the worker ranks waiting for tasks forever."""
+    (tmp_path / "spec.yaml").write_text(digits_spec_text(trials=3, epochs=1))
+    store = str(tmp_path / "no-such-dir" / "store.json")
+    p = mpirun(3, [ENTRY, str(tmp_path / "spec.yaml"), store], timeout=90, env=mpi_env(), cwd=str(tmp_path))
+    assert p.returncode != 0
+    err = p.stderr.decode() if isinstance(p.stderr, bytes) else p.stderr
+    assert "Traceback" in err and "No such file or directory" in err
