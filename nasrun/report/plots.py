@@ -252,6 +252,8 @@ def plot_pareto(exp: Experiment, path: str) -> None:
             ax.annotate(str(tid), (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7)
         if min(p[0] for p in pts) > 0:
             ax.set_xscale("log")
+            from matplotlib.ticker import NullFormatter
+            ax.xaxis.set_minor_formatter(NullFormatter())  # labelled minor ticks overlap
         ax.set(xlabel=key, ylabel=exp.metric)
         ax.grid(alpha=0.3, which="both")
         ax.legend(loc="best", fontsize="small")
