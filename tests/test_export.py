@@ -2,7 +2,6 @@
 cannot import nasrun; the runtime's keep_best weights; clear errors on bad input."""
 import json
 import os
-import shutil
 import subprocess
 import sys
 
@@ -217,7 +216,6 @@ print("TENSORS", len(sd))
 
 
 @pytest.mark.mpi
-@pytest.mark.skipif(shutil.which("mpirun") is None, reason="needs mpirun")
 def test_mpi_run_then_export_best_reproduces_accuracy_without_nasrun(tmp_path):
     text = digits_spec(str(tmp_path / "run"), trials=4, epochs=2, keep_best=1, strategy="evolution",
                        extra="  objectives: [{metric: valid_accuracy, mode: max}, {metric: params, mode: min}]\n"

@@ -1,6 +1,5 @@
 import pytest
 import torch
-from torch import nn
 
 from nasrun.space import SearchSpace, builtin_params
 from nasrun.space.builtin import CNN_OPS, MLP_OPS, NB201_EDGES, NB201_OPS

@@ -1,5 +1,4 @@
 import os
-import sys
 
 import pytest
 
@@ -76,7 +75,6 @@ def test_signal_checkpoints_and_resume_continues():
     assert [r.status for r in snap.trials] == [DONE, DONE]  # the running trial finished, then exit
     # pretend trial 2 was in flight with a saved epoch: it is re-dispatched with its state
     from nasrun.store import TrialRecord
-    from nasrun.trial import Suggestion
     spec = parse_spec(text)
     strat = spec.make_strategy()
     strat.load_state_dict(snap.strategy_state)

@@ -3,7 +3,7 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, strategies as st
 
 from nasrun.space import (Categorical, Float, Integer, NB201_OPS, SearchSpace, builtin_params,
                           nb201_arch_str, nb201_config)

@@ -28,6 +28,9 @@ from ..store.base import ModelState
 from ..trial import DONE, Outcome, Suggestion
 from .nb201_table import NB201Objective, NB201Table, default_nb201_dir, load_nb201
 
+__all__ = ["EvaluatorObjective", "FunctionObjective", "NB201Objective", "NB201Table", "Objective",
+           "TrialContext", "TrialResult", "default_nb201_dir", "load_nb201", "make_objective"]
+
 
 @dataclass
 class TrialContext:

@@ -29,7 +29,7 @@ import signal
 import sys
 import time
 import traceback
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, Optional
 
 from ..objectives import Objective, TrialContext
 from ..store.base import ModelState
