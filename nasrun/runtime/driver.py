@@ -159,12 +159,13 @@ class Driver:
 
     def _spin(self, busy: int) -> float:
         """How long rank 0 may busy-wait for the next result: twice the expected time to the next
-        one (recent mean trial time / groups busy), at most 5 ms. Short trials (a benchmark's
-        no-op trials, fast table lookups) are then answered without a sleep's latency; real
-        training trials (seconds to hours) leave rank 0 sleeping between probes."""
+        one (recent mean trial time / groups busy) when that is under 2.5 ms. Short trials (a
+        benchmark's no-op trials, fast table lookups) are then answered without a sleep's
+        latency; real training trials (seconds to hours) leave rank 0 sleeping between probes."""
         if not busy or self._mean_trial is None:
             return 0.0
-        return min(0.005, 2.0 * self._mean_trial / busy)
+        expected = self._mean_trial / busy
+        return 2.0 * expected if expected < 0.0025 else 0.0  # longer waits: sleep, leave the core
 
     def stop_reason(self) -> Optional[str]:
         b = self.spec.budget
