@@ -159,13 +159,16 @@ class Driver:
 
     def _spin(self, busy: int) -> float:
         """How long rank 0 may busy-wait for the next result: twice the expected time to the next
-        one (recent mean trial time / groups busy) when that is under 2.5 ms. Short trials (a
-        benchmark's no-op trials, fast table lookups) are then answered without a sleep's
-        latency; real training trials (seconds to hours) leave rank 0 sleeping between probes."""
+        one (recent mean trial time / groups busy), at most 2.5 ms, when that is under 20 ms.
+        Short trials (a benchmark's no-op trials, fast table lookups) are then answered without
+        a sleep's latency; real training trials (seconds to hours) leave rank 0 sleeping between
+        probes."""
         if not busy or self._mean_trial is None:
             return 0.0
         expected = self._mean_trial / busy
-        return 2.0 * expected if expected < 0.0025 else 0.0  # longer waits: sleep, leave the core
+        # durations are measured on rank 0 and include its own sleep latency (~1-5 ms), so the
+        # threshold sits well above that, or slow answers would keep it from ever spinning
+        return min(0.0025, 2.0 * expected) if expected < 0.02 else 0.0
 
     def stop_reason(self) -> Optional[str]:
         b = self.spec.budget
