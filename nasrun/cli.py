@@ -3,37 +3,13 @@
 :mod:`nasrun.errors`, never a traceback."""
 from __future__ import annotations
 
-import functools
-import sys
-
 import click
 
 from . import __version__
-from .errors import EXIT_RESUMABLE, NasrunError
+from .commands.base import user_errors
 
 
-def user_errors(fn):
-    """Turn NasrunError (and Ctrl-C) into a message on stderr and the error's exit code."""
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except NasrunError as e:
-            resumable = e.exit_code == EXIT_RESUMABLE  # not an error: the run can go on
-            click.echo(f"nasrun: {'' if resumable else 'error: '}{e}", err=True)
-            sys.exit(e.exit_code)
-        except KeyboardInterrupt:
-            click.echo("nasrun: interrupted", err=True)
-            sys.exit(130)
-    return wrapper
-
-
-class Group(click.Group):
-    def main(self, *args, **kwargs):  # click usage errors exit 2 already; keep them traceback-free
-        return super().main(*args, **kwargs)
-
-
-@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="nasrun")
 def main() -> None:
     """Neural architecture search and hyperparameter optimization as MPI batch jobs.

@@ -6,7 +6,7 @@ from typing import Optional
 
 import click
 
-from ..cli import user_errors
+from .base import user_errors
 
 
 @click.command("export")

@@ -10,7 +10,7 @@ from typing import Any, Dict, List, Optional
 
 import click
 
-from ..cli import user_errors
+from .base import user_errors
 from ..errors import UserInputError
 
 

@@ -9,7 +9,7 @@ from typing import Optional, Tuple
 
 import click
 
-from ..cli import user_errors
+from .base import user_errors
 from ..errors import CheckpointError, NasrunError
 
 
@@ -46,6 +46,15 @@ class _Loud:
         for w in caught:
             click.echo(f"nasrun: warning: {w.message}", err=True)
         return snapshot
+
+
+def _everywhere(comm, text: Optional[str], error: Optional[NasrunError]) -> str:
+    """Rank 0's spec text on every rank, or its error raised (rank 0) / a quiet exit (others)."""
+    if comm.Get_size() > 1:
+        return _bcast_text(comm, text, error)
+    if error is not None:
+        raise error
+    return text
 
 
 def _bcast_text(comm, text: Optional[str], error: Optional[NasrunError]) -> str:
@@ -87,10 +96,7 @@ def run(spec_path: str, force: Tuple[str, ...], verbose: bool) -> None:
                 text = f.read()
         except NasrunError as e:
             error = e
-    if comm.Get_size() > 1:
-        text = _bcast_text(comm, text, error)
-    elif error is not None:
-        raise error
+    text = _everywhere(comm, text, error)
     spec = parse_spec(text, spec_path)
     store = None
     if comm.Get_rank() == 0:
@@ -134,10 +140,7 @@ def resume(path: str, force: Tuple[str, ...], verbose: bool) -> None:
             store = probe
         except NasrunError as e:
             error = e
-    if comm.Get_size() > 1:
-        text = _bcast_text(comm, text, error)
-    elif error is not None:
-        raise error
+    text = _everywhere(comm, text, error)
     spec = parse_spec(text, f"{path} (stored spec)")
     try:
         run_experiment(spec, text, store, force=force, verbose=verbose)

@@ -12,7 +12,7 @@ from typing import Any, Dict, List, Optional
 
 import click
 
-from ..cli import user_errors
+from .base import user_errors
 
 
 def experiment_status(path: str, top: int = 5) -> Dict[str, Any]:

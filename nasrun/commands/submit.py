@@ -7,7 +7,7 @@ from typing import Optional, Tuple
 
 import click
 
-from ..cli import user_errors
+from .base import user_errors
 from ..errors import UserInputError
 
 
