@@ -29,10 +29,24 @@ def spec_summary(spec: Spec, file: str) -> str:
         f"{'continuous' if math.isinf(size) else f'{size:,.0f} configurations'}",
         f"  strategy    {spec.strategy.name}"
         + (" " + ", ".join(f"{k}={v}" for k, v in opts.items()) if opts else ""),
-        f"  objective   {o.mode}imize {o.metric}: {objective}",
+        f"  objective   {_objectives(o)}: {objective}",
         f"  budget      until {' or '.join(e for e in ends if e)}",
         f"  resources   {r.ranks_per_trial} rank(s) per trial, {r.gpus_per_group} GPU(s) per group, "
         f"device {r.device}, backend {r.backend}"
         + (f", trial time limit {r.trial_time_limit:g} s" if r.trial_time_limit else ""),
     ]
     return "\n".join(lines)
+
+
+def _objectives(o) -> str:
+    """``maximize valid_accuracy``, or every objective and constraint of a multi-objective spec."""
+    if len(o.objectives) < 2:
+        text = f"{o.mode}imize {o.metric}"
+    else:
+        text = ", ".join(f"{t.mode}imize {t.metric}" for t in o.objectives)
+        text += " (weighted sum)" if o.scalarize else " (Pareto)"
+    for c in o.constraints:
+        bounds = [f">= {float(c.min):g}" if c.min is not None else "",
+                  f"<= {float(c.max):g}" if c.max is not None else ""]
+        text += f", {c.metric} {' and '.join(b for b in bounds if b)}"
+    return text

@@ -40,3 +40,13 @@ def test_validate_summary(monkeypatch):
 def test_unknown_command_is_a_usage_error():
     r = CliRunner().invoke(main, ["frobnicate"])
     assert r.exit_code == 2 and "No such command" in r.output
+
+
+def test_validate_summary_lists_every_objective_and_constraint(tmp_path):
+    f = tmp_path / "mo.yaml"
+    f.write_text("experiment: {name: mo}\nspace: {builtin: chain}\nstrategy: {name: evolution}\n"
+                 "objective:\n  objectives:\n    - {metric: valid_accuracy, mode: max}\n"
+                 "    - {metric: params, mode: min}\n  constraints:\n    - {metric: params, max: 1.0e6}\n")
+    r = CliRunner().invoke(main, ["validate", str(f)])
+    assert r.exit_code == 0, r.output
+    assert "maximize valid_accuracy, minimize params (Pareto), params <= 1e+06" in r.output
