@@ -123,10 +123,7 @@ class Integer(Param):
     kind = "int"
 
     def __post_init__(self) -> None:
-        if self.low > self.high:
-            raise ValueError(f"{self.name}: low ({self.low}) must not exceed high ({self.high})")
-        if self.log and self.low <= 0:
-            raise ValueError(f"{self.name}: a log scale needs low > 0")
+        _check_bounds(self)
 
     def sample(self, rng):
         if self.log:
@@ -174,10 +171,7 @@ class Integer(Param):
         return self.high - self.low + 1
 
     def _fields(self):
-        d = {"low": self.low, "high": self.high}
-        if self.log:
-            d["log"] = True
-        return d
+        return _bound_fields(self)
 
 
 @dataclass(frozen=True)
@@ -190,10 +184,7 @@ class Float(Param):
     def __post_init__(self) -> None:
         if not (math.isfinite(self.low) and math.isfinite(self.high)):
             raise ValueError(f"{self.name}: bounds must be finite")
-        if self.low > self.high:
-            raise ValueError(f"{self.name}: low ({self.low}) must not exceed high ({self.high})")
-        if self.log and self.low <= 0:
-            raise ValueError(f"{self.name}: a log scale needs low > 0")
+        _check_bounds(self)
 
     def sample(self, rng):
         return self.from_unit(float(rng.random()))
@@ -236,10 +227,22 @@ class Float(Param):
         return 1 if self.low == self.high else math.inf
 
     def _fields(self):
-        d = {"low": self.low, "high": self.high}
-        if self.log:
-            d["log"] = True
-        return d
+        return _bound_fields(self)
+
+
+def _check_bounds(p: Any) -> None:
+    """low <= high, and low > 0 on a log scale (Integer and Float)."""
+    if p.low > p.high:
+        raise ValueError(f"{p.name}: low ({p.low}) must not exceed high ({p.high})")
+    if p.log and p.low <= 0:
+        raise ValueError(f"{p.name}: a log scale needs low > 0")
+
+
+def _bound_fields(p: Any) -> Dict[str, Any]:
+    d = {"low": p.low, "high": p.high}
+    if p.log:
+        d["log"] = True
+    return d
 
 
 def _key(v: Any) -> Tuple[str, Any]:
