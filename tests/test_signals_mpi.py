@@ -68,12 +68,9 @@ def test_sigusr1_checkpoints_exits_75_and_resume_continues_from_saved_epochs(tmp
         assert list(curve[:len(saved)]) == saved  # the saved epochs were not trained again
 
 
-def test_second_signal_stops_waiting_for_busy_groups(tmp_path):
-    """Trials 2 and 3 run an objective that cannot be interrupted: after the first SIGUSR1 rank 0
-    waits for them; a second SIGUSR1 makes it save at once and end the job (75)."""
-    d, marks = str(tmp_path / "exp"), tmp_path / "marks"
-    marks.mkdir()
-    (tmp_path / "spec.yaml").write_text(f"""experiment: {{name: sig2, seed: 0, output_dir: {d}}}
+def slow_nb201_spec(name, out_dir, trials):
+    """Random search on the NB201 table through tests/nb201_slow.py (a lookup with a short sleep)."""
+    return f"""experiment: {{name: {name}, seed: 0, output_dir: {out_dir}}}
 space: {{builtin: nb201}}
 strategy: {{name: random}}
 objective:
@@ -81,8 +78,16 @@ objective:
   function: nb201_slow:score
   python_path: [{TESTS}]
   options: {{sleep: 0.01, path: {NB201}}}
-budget: {{max_trials: 5}}
-""")
+budget: {{max_trials: {trials}}}
+"""
+
+
+def test_second_signal_stops_waiting_for_busy_groups(tmp_path):
+    """Trials 2 and 3 run an objective that cannot be interrupted: after the first SIGUSR1 rank 0
+    waits for them; a second SIGUSR1 makes it save at once and end the job (75)."""
+    d, marks = str(tmp_path / "exp"), tmp_path / "marks"
+    marks.mkdir()
+    (tmp_path / "spec.yaml").write_text(slow_nb201_spec("sig2", d, 5))
     env = mpi_env(NASRUN_TEST_HANG_TRIALS="2,3", NASRUN_TEST_MARK_DIR=str(marks))
     job = Job(3, ["run", str(tmp_path / "spec.yaml")], str(tmp_path), env)
     wait_for(lambda: (marks / "started-2").exists() and (marks / "started-3").exists(), 120,
@@ -109,16 +114,7 @@ budget: {{max_trials: 5}}
 def test_signal_during_startup_still_checkpoints(tmp_path):
     """SLURM may signal a job as it starts: SIGUSR1 while the ranks still import must not kill them."""
     d = str(tmp_path / "exp")
-    (tmp_path / "spec.yaml").write_text(f"""experiment: {{name: sig0, seed: 0, output_dir: {d}}}
-space: {{builtin: nb201}}
-strategy: {{name: random}}
-objective:
-  type: function
-  function: nb201_slow:score
-  python_path: [{TESTS}]
-  options: {{sleep: 0.01, path: {NB201}}}
-budget: {{max_trials: 40}}
-""")
+    (tmp_path / "spec.yaml").write_text(slow_nb201_spec("sig0", d, 40))
     job = Job(3, ["run", str(tmp_path / "spec.yaml")], str(tmp_path))
 
     def ranks_catch_usr1():  # every rank has nasrun's early handler (SigCgt), still importing
