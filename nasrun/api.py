@@ -1,26 +1,34 @@
-"""The public Python API: any strategy on your own space and objective, in-process.
+"""The public Python API: any strategy on your own space and objective, in this process.
 
-    from nasrun.api import optimize
+    from nasrun.api import optimize, best_trial
     space = {"lr": {"type": "float", "low": 1e-4, "high": 1e-1, "log": True},
              "layers": {"type": "int", "low": 1, "high": 4}}
     trials = optimize(lambda config, budget: train(config, budget), space,
                       strategy="evolution", n_trials=50, metric="accuracy", mode="max")
     best = best_trial(trials, "accuracy", "max")
 
-``objective_fn(config, budget)`` returns a dict of metrics or a float (stored under ``metric``);
-``budget`` is ``None`` except for multi-fidelity strategies. An exception marks the trial
-failed and the search goes on. Trials run one at a time, so promoted trials (``resume_from``)
-start over: this loop keeps no model state between trials.
+``objective_fn(config, budget)`` (or ``objective_fn(config, budget, context)``) returns a dict of
+metrics or a float (stored under ``metric``); ``budget`` is ``None`` except for multi-fidelity
+strategies. ``context`` (:class:`~nasrun.objectives.FunctionContext`) has ``state`` (the model
+state a promoted or resumed trial continues from), ``save_state(state)`` and ``report(epoch,
+metrics)``. An exception marks the trial failed and the search goes on.
+
+This runs the same driver as an MPI job: ``n_groups`` groups take turns in this process (their
+trials overlap in simulated time), promoted trials get the lower rung's saved state back, and the
+experiment is checkpointed to the real HDF5 store (a temporary directory unless ``directory``
+is given; ``store="memory"`` keeps it in memory).
 """
 from __future__ import annotations
 
-import traceback
+import inspect
+import json
+import tempfile
 from dataclasses import dataclass
 from typing import Any, Callable, List, Mapping, Optional, Union
 
+from .objectives import FunctionContext, Objective, TrialResult
 from .space import SearchSpace
-from .strategies import FINISHED, WAIT, make_strategy
-from .trial import Outcome, Suggestion
+from .trial import DONE, Outcome, Suggestion
 
 
 @dataclass(frozen=True)
@@ -29,36 +37,92 @@ class Trial:
     outcome: Outcome
 
 
-def optimize(objective_fn: Callable[[Mapping[str, Any], Optional[float]], Any],
+class _Callable(Objective):
+    """A Python callable as an objective (the API's)."""
+
+    def __init__(self, fn: Callable[..., Any], metric: str):
+        self.fn, self.metric = fn, metric
+        try:
+            params = inspect.signature(fn).parameters
+            self.with_context = len(params) >= 3 or any(
+                p.kind == p.VAR_POSITIONAL for p in params.values())
+        except (TypeError, ValueError):
+            self.with_context = False
+
+    def run(self, ctx):
+        s = ctx.suggestion
+        fc = FunctionContext(s.trial_id, s.budget, ctx.seed, ctx.options, ctx.state, ctx.control)
+        value = self.fn(dict(s.config), s.budget, fc) if self.with_context \
+            else self.fn(dict(s.config), s.budget)
+        metrics = dict(value) if isinstance(value, Mapping) else {self.metric: float(value)}
+        return TrialResult(Outcome(s.trial_id, DONE, {k: float(v) for k, v in metrics.items()},
+                                   tuple(fc.curve), stopped_at=fc.stopped_at), None)
+
+
+def _spec_text(space: SearchSpace, strategy: str, n_trials: int, seed: int, metric: str, mode: str,
+               options: Mapping[str, Any], directory: str, extra: Mapping[str, Any]) -> str:
+    doc = {"experiment": {"name": "api", "seed": seed, "output_dir": directory},
+           "space": {"params": space.to_dict()},
+           "strategy": {"name": strategy, "options": dict(options)},
+           "objective": {"type": "function", "function": "nasrun.api:_placeholder",
+                         "metric": metric, "mode": mode, **dict(extra.get("objective", {}))},
+           "budget": {"max_trials": n_trials},
+           "resources": {"max_consecutive_failures": 10 ** 9},
+           "checkpoint": {"keep_best": 0}}
+    return json.dumps(doc)
+
+
+def _placeholder(config, context):  # pragma: no cover - replaced by the caller's function
+    raise RuntimeError("nasrun.api runs the function given to optimize()")
+
+
+def optimize(objective_fn: Callable[..., Any],
              space: Union[SearchSpace, Mapping[str, Mapping[str, Any]]],
              strategy: str = "evolution", n_trials: int = 100, seed: int = 0,
-             metric: str = "objective", mode: str = "max", **options: Any) -> List[Trial]:
-    """Run ``n_trials`` trials of ``strategy`` (a name in ``STRATEGIES``) and return them."""
+             metric: str = "objective", mode: str = "max", n_groups: int = 1,
+             directory: Optional[str] = None, store: str = "hdf5",
+             objective: Optional[Mapping[str, Any]] = None, **options: Any) -> List[Trial]:
+    """Run ``n_trials`` trials of ``strategy`` (a registered name) and return them in the order
+    they finished. ``objective``: extra spec keys of the objective (e.g. a fidelity range)."""
+    import torch
+
+    from .runtime.driver import Driver
+    from .runtime.local import LocalTransport
+    from .runtime.worker import TrialRunner
+    from .spec import parse_spec
+    from .store import MemoryStore, open_store
+    from .train.backends import LocalBackend
     if not isinstance(space, SearchSpace):
         space = SearchSpace.from_dict(space)
-    strat = make_strategy(strategy, space, seed=seed, metric=metric, mode=mode, **options)
-    trials: List[Trial] = []
-    while len(trials) < n_trials:
-        s = strat.ask()
-        if s is FINISHED:
-            break
-        if s is WAIT:  # cannot happen one trial at a time: every asked trial was told
-            raise RuntimeError(f"{strategy} is waiting with no trial outstanding")
-        try:
-            value = objective_fn(dict(s.config), s.budget)
-            metrics = dict(value) if isinstance(value, Mapping) else {metric: float(value)}
-            outcome = Outcome(s.trial_id, "done", metrics)
-        except Exception as e:  # noqa: BLE001 - a failing trial must not end the search
-            outcome = Outcome.failure(s.trial_id, f"{e!r}\n{traceback.format_exc()}")
-        strat.tell(outcome)
-        trials.append(Trial(s, outcome))
-    return trials
+    tmp = tempfile.TemporaryDirectory(prefix="nasrun-api-") if directory is None else None
+    where = directory or tmp.name
+    try:
+        text = _spec_text(space, strategy, n_trials, seed, metric, mode, options, where,
+                          {"objective": dict(objective or {})})
+        spec = parse_spec(text, "<nasrun.api.optimize>")
+        st = open_store(where) if store == "hdf5" else MemoryStore()
+        runner = TrialRunner(spec, _Callable(objective_fn, metric), LocalBackend(),
+                             torch.device("cpu"), st.states)
+        Driver(spec, text, st, LocalTransport(runner, n_groups), st.load(), echo=lambda line: None,
+               progress=False).run()
+        loaded = open_store(where).load() if store == "hdf5" else st.load()
+        records = sorted(loaded.state.finished_records(), key=lambda r: r.tell_seq)
+        return [Trial(r.suggestion, r.outcome) for r in records]
+    finally:
+        if tmp is not None:
+            tmp.cleanup()
 
 
-def best_trial(trials: List[Trial], metric: str = "objective", mode: str = "max"
-               ) -> Optional[Trial]:
-    """The best finished trial by ``metric`` (ties: the earliest), or None."""
-    sign = 1.0 if mode == "max" else -1.0
-    scored = [(sign * t.outcome.value(metric), t) for t in trials
-              if t.outcome.value(metric) is not None]
-    return max(scored, key=lambda p: (p[0], -p[1].suggestion.trial_id))[1] if scored else None
+def best_trial(trials: List[Trial], metric: str = "objective", mode: str = "max",
+               constraints=()) -> Optional[Trial]:
+    """The best finished trial (the one definition of "best", :mod:`nasrun.view`)."""
+    from .multiobjective import Objective as Obj
+    from .store.base import TrialRecord
+    from .view import ExperimentView
+    view = ExperimentView([Obj(metric, mode)], list(constraints))
+    recs = [TrialRecord(t.suggestion, t.outcome.status, t.outcome) for t in trials]
+    best = view.best(recs)
+    return None if best is None else next(t for t in trials if t.suggestion.trial_id == best.trial_id)
+
+
+__all__ = ["Trial", "best_trial", "optimize"]

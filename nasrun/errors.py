@@ -54,3 +54,10 @@ class Resumable(NasrunError):
     """The run stopped on a signal after checkpointing; ``nasrun resume`` continues it."""
 
     exit_code = EXIT_RESUMABLE
+
+
+class StorageError(NasrunError):
+    """The checkpoint cannot be written (disk full, read-only, permissions); what was written
+    before stays intact."""
+
+    exit_code = EXIT_FAILED

@@ -49,29 +49,49 @@ class Exported:
     warnings: List[str] = field(default_factory=list)
 
 
+class _Stored:
+    """What export reads of an experiment: its trials and the final model states kept."""
+
+    def __init__(self, store, loaded):
+        self.trials = loaded.state.all_records()
+        self.spec_text = loaded.spec_text
+        self._store, self._refs = store, loaded.state.refs
+        self.models = self
+
+    def get(self, trial_id: int):
+        from .store.states import StateError
+        refs = self._refs.get(trial_id) or []
+        if not refs:
+            return None
+        try:
+            return self._store.states.read(refs[-1])
+        except StateError as e:
+            raise UserInputError(f"the final weights of trial {trial_id} cannot be read: {e}") from None
+
+
 def load_experiment(path: str):
-    """(snapshot, spec, store warnings) of the experiment at ``path``, or a UserInputError."""
+    """(stored experiment, spec, store warnings) of the experiment at ``path``, or a UserInputError."""
+    from .errors import CheckpointError
     from .spec import parse_spec
-    from .store import CheckpointWarning, open_store
+    from .store import open_store
     if not os.path.exists(path):
         raise UserInputError(f"{path}: no such file or directory")
     import h5py
-    from .errors import CheckpointError
     if os.path.isfile(path) and not h5py.is_hdf5(path):
         raise UserInputError(f"{path}: not a nasrun experiment (not an HDF5 file; give an experiment "
                              "directory or its experiment.h5)")
     store = open_store(path)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", CheckpointWarning)
-        try:
-            snap = store.load()
-        except CheckpointError as e:  # the run's hint to start afresh does not apply here
-            raise UserInputError(str(e).replace("\nremove or move these files to start afresh", "")) from None
-    if snap is None:
+    caught: List[str] = []
+    store.on_warning = caught.append
+    try:
+        loaded = store.load()
+    except CheckpointError as e:  # the run's hint to start afresh does not apply here
+        raise UserInputError(str(e).replace("\nremove or move these files to start afresh", "")) from None
+    if loaded is None:
         raise UserInputError(f"{path}: not a nasrun experiment (no experiment.h5 here; give an "
                              "experiment directory or its experiment.h5)")
-    spec = parse_spec(snap.spec_text, f"{store.path} (stored spec)")
-    return snap, spec, [str(w.message) for w in caught]
+    spec = parse_spec(loaded.spec_text, f"{store.path} (stored spec)")
+    return _Stored(store, loaded), spec, caught
 
 
 def choose_trial(snap, spec, path: str, trial: Optional[int]):
@@ -96,13 +116,12 @@ def choose_trial(snap, spec, path: str, trial: Optional[int]):
         n_failed = sum(r.status == FAILED for r in snap.trials)
         raise UserInputError(f"{path}: no finished trial to export ({len(snap.trials)} trials, "
                              f"{n_failed} failed)")
-    strategy = spec.make_strategy()
-    scored = [(strategy.score(r.outcome), -r.trial_id, r) for r in done]
-    scored = [t for t in scored if t[0] is not None]
-    if not scored:
+    from .view import ExperimentView
+    best = ExperimentView.from_spec(spec).best(done)
+    if best is None:
         why = " meets the constraints" if spec.objective.constraints else f" has a {spec.objective.metric}"
         raise UserInputError(f"{path}: no finished trial{why}; choose one with --trial ID")
-    return max(scored, key=lambda t: t[:2])[2]
+    return best
 
 
 def _shape(spec, state) -> Tuple[Tuple[int, ...], int]:

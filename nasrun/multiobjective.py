@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 Point = Tuple[float, ...]
 
@@ -166,3 +166,70 @@ def pareto_trials(outcomes: Iterable, objectives: Sequence[Objective],
     cands = [(o, p) for o, p in cands if p is not None]
     front = pareto_front([p for _, p in cands])
     return [cands[i][0] for i in front]
+
+
+class Scorer:
+    """One number per outcome, higher is better, ``None`` for no information: the single
+    definition every strategy, the driver and every reader use.
+
+    An outcome that failed, misses a value, or violates a constraint scores None. With several
+    objectives and ``scalarize`` the score is the weighted sum of the oriented values; otherwise
+    it is the first objective's (oriented) value and :meth:`point` gives all of them (for
+    Pareto ranking).
+    """
+
+    def __init__(self, objectives: Sequence[Objective], constraints: Sequence[Constraint] = (),
+                 scalarize: bool = False):
+        self.objectives = list(objectives)
+        self.constraints = list(constraints)
+        self.scalarize = bool(scalarize)
+        self.weights = [o.weight for o in self.objectives]
+        first = self.objectives[0]
+        self.metric, self.sign = first.metric, (1.0 if first.mode == "max" else -1.0)
+
+    def feasible(self, outcome) -> bool:
+        return feasible(outcome, self.constraints)
+
+    def score(self, outcome) -> Optional[float]:
+        if self.constraints and not feasible(outcome, self.constraints):
+            return None
+        if self.scalarize:
+            p = oriented(outcome, self.objectives)
+            return None if p is None else scalarize(p, self.weights)
+        v = _value(outcome, self.metric) if getattr(outcome, "ok", True) else None
+        return None if v is None else self.sign * v
+
+    def point(self, outcome) -> Optional[Point]:
+        if self.constraints and not feasible(outcome, self.constraints):
+            return None
+        return oriented(outcome, self.objectives)
+
+    def score_matrix(self, names: Sequence[str], values, ok) -> "Any":
+        """Scores of many trials at once: ``values`` (n, k) float metrics named ``names``, ``ok``
+        a boolean array (status done); NaN where a trial scores None."""
+        import numpy as np
+        values = np.asarray(values, dtype=float)
+        n = values.shape[0]
+        col = {name: j for j, name in enumerate(names)}
+
+        def column(metric: str):
+            j = col.get(metric)
+            return values[:, j] if j is not None else np.full(n, np.nan)
+
+        good = np.asarray(ok, dtype=bool).copy()
+        for c in self.constraints:
+            v = column(c.metric)
+            good &= np.isfinite(v)
+            if c.min is not None:
+                good &= v >= c.min
+            if c.max is not None:
+                good &= v <= c.max
+        if self.scalarize:
+            s = np.zeros(n)
+            for o in self.objectives:
+                v = column(o.metric)
+                s = s + o.weight * (v if o.mode == "max" else -v)
+        else:
+            s = self.sign * column(self.metric)
+        s = np.where(good & np.isfinite(s), s, np.nan)
+        return s

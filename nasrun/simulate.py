@@ -1,56 +1,49 @@
-"""Run a strategy against a tabular objective with simulated parallel workers and time.
+"""Simulated runs: the real driver and store, N simulated groups on a virtual clock.
 
-Event-driven: every idle worker asks at once; a suggestion is scored immediately but its result
-is told only when its simulated training time has elapsed (a heap of completion events). On
-``WAIT`` the idle workers sleep until the next completion; ``FINISHED`` stops asking. The run
-ends at the time budget (trials still running then do not count), after ``max_trials`` trials
-have been started and finished, or when nothing is left to run.
+:func:`simulate_run` runs a validated spec's search through :class:`~nasrun.runtime.driver.
+Driver` with a :class:`~nasrun.runtime.local.LocalTransport` whose trial durations are
+simulated: a table objective's training times (NAS-Bench-201), or for a function objective
+the time it returns (``objective.duration: {metric: train_seconds}``) or a constant
+(``objective.duration: {seconds: S}``). The driver's own CPU time per event (ask, tell, logging,
+commits, bookkeeping) is charged to the virtual clock, so utilization shows what rank 0 would
+really do; the store is the real HDF5 store in a temporary directory (or in memory).
 
-The simulator is not strategy code: it measures rank 0's real compute time per ask and tell with
-``time.perf_counter``.
+Results: every finished trial with its simulated start and end, the best-so-far trajectory
+(the one definition of "best": :mod:`nasrun.view`), utilization (busy / (groups x makespan)),
+rank-0 CPU per trial and commits per trial.
 """
 from __future__ import annotations
 
-import heapq
+import json
 import math
 import statistics
-import time
+import tempfile
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
-from .objectives import NB201Objective
-from .space import SearchSpace, builtin_params
-from .strategies import FINISHED, WAIT, Strategy, make_strategy
-from .trial import Outcome, Suggestion
-
-
-@dataclass(frozen=True)
-class SimTrial:
-    suggestion: Suggestion
-    outcome: Outcome
-    worker: int
-    start: float
-    end: float
+from .errors import UserInputError
+from .store.base import TrialRecord
+from .view import ExperimentView, budget_level
 
 
 @dataclass
 class SimResult:
     """One simulated run.
 
-    trajectory: ``(time, trials finished, best metric so far, test accuracy of that best)`` after
-    each finished trial that can be an incumbent (one run at the full budget).
-    utilization: busy worker time / (workers x makespan).
-    overhead_us: rank-0 compute time (ask + tell) per finished trial, microseconds.
+    trajectory: ``(time, trials finished, best metric so far, test accuracy of that best,
+    epochs trained so far)`` after each finished trial that changed or kept the incumbent.
     """
 
     strategy: str
     seed: int
     workers: int
-    trials: List[SimTrial] = field(default_factory=list)
+    trials: List[TrialRecord] = field(default_factory=list)
     trajectory: List[tuple] = field(default_factory=list)
     makespan: float = 0.0
     utilization: float = 0.0
-    overhead_us: float = 0.0
+    overhead_us: float = 0.0  # rank-0 CPU per trial (everything the driver did)
+    commits_per_trial: float = 0.0
+    stats: Dict[str, Any] = field(default_factory=dict)
 
     @property
     def final(self) -> tuple:
@@ -60,25 +53,38 @@ class SimResult:
         return self.trajectory[-1][2], self.trajectory[-1][3]
 
     def best_at(self, t: float) -> float:
-        """The best metric reached by simulated time ``t`` (NaN before the first)."""
         best = math.nan
-        for time_, _, b, _ in self.trajectory:
-            if time_ > t:
+        for p in self.trajectory:
+            if p[0] > t:
                 break
-            best = b
+            best = p[2]
+        return best
+
+    def best_after(self, n: int) -> tuple:
+        """(best metric, its test) after ``n`` finished trials."""
+        best = (math.nan, math.nan)
+        for p in self.trajectory:
+            if p[1] > n:
+                break
+            best = (p[2], p[3])
         return best
 
     def time_to_reach(self, value: float, sign: float = 1.0) -> float:
-        """Simulated time when the best metric first reached ``value`` (``inf`` if never)."""
-        for time_, _, b, _ in self.trajectory:
-            if sign * b >= sign * value:
-                return time_
+        for p in self.trajectory:
+            if sign * p[2] >= sign * value:
+                return p[0]
         return math.inf
 
     def trials_to_reach(self, value: float, sign: float = 1.0) -> float:
-        for _, n, b, _ in self.trajectory:
-            if sign * b >= sign * value:
-                return n
+        for p in self.trajectory:
+            if sign * p[2] >= sign * value:
+                return p[1]
+        return math.inf
+
+    def epochs_to_reach(self, value: float, sign: float = 1.0) -> float:
+        for p in self.trajectory:
+            if sign * p[2] >= sign * value:
+                return p[4]
         return math.inf
 
     def summary(self) -> Dict[str, Any]:
@@ -86,92 +92,158 @@ class SimResult:
         return {"strategy": self.strategy, "seed": self.seed, "workers": self.workers,
                 "trials": len(self.trials), "final_metric": valid, "final_test": test,
                 "makespan": self.makespan, "utilization": self.utilization,
-                "overhead_us": self.overhead_us,
+                "overhead_us": self.overhead_us, "commits_per_trial": self.commits_per_trial,
                 "trajectory": [list(p) for p in self.trajectory]}
 
 
-def simulate(strategy: Strategy, objective, workers: int, budget_seconds: Optional[float] = None,
-             max_trials: Optional[int] = None, name: str = "", test_metric: str = "test_accuracy"
-             ) -> SimResult:
-    """Run ``strategy`` with ``workers`` simulated workers on ``objective``.
+def _duration(spec) -> Any:
+    """(outcome, suggestion, wall seconds) -> simulated seconds, from the spec."""
+    o = spec.objective
+    if o.type == "table":
+        return lambda outcome, s, wall: float(outcome.metrics.get("simulated_seconds", 0.0))
+    d = o.duration
+    if d is not None and d.metric is not None:
+        name = d.metric
 
-    ``objective.evaluate(suggestion) -> (Outcome, seconds)``. At least one of ``budget_seconds``
-    and ``max_trials`` must be given (a strategy may never finish).
-    """
-    if budget_seconds is None and max_trials is None:
-        raise ValueError("give budget_seconds, max_trials or both")
-    full = strategy.opts.get("max_budget") if strategy.multi_fidelity else None
-    sign = 1.0 if strategy.mode == "max" else -1.0
-    res = SimResult(name or type(strategy).__name__, strategy.seed, workers)
-    events: list = []  # (end, seq, worker, start, suggestion, outcome)
-    idle = list(range(workers))
-    now, seq, started, busy, overhead = 0.0, 0, 0, 0.0, 0.0
-    finished = False
-    best, best_test = None, math.nan
-    while True:
-        while idle and not finished and (max_trials is None or started < max_trials):
-            t0 = time.perf_counter()
-            s = strategy.ask()
-            overhead += time.perf_counter() - t0
-            if s is FINISHED:
-                finished = True
-                break
-            if s is WAIT:
-                break
-            outcome, seconds = objective.evaluate(s)
-            worker = idle.pop(0)
-            heapq.heappush(events, (now + seconds, seq, worker, now, s, outcome))
-            seq += 1
-            started += 1
-        if not events:
-            break
-        end, _, worker, start, s, outcome = heapq.heappop(events)
-        if budget_seconds is not None and end > budget_seconds:
-            busy += sum(min(e[0], budget_seconds) - e[3] for e in events) + budget_seconds - start
-            now = budget_seconds
-            break
-        now = end
-        busy += end - start
-        idle.append(worker)
-        t0 = time.perf_counter()
-        strategy.tell(outcome)
-        overhead += time.perf_counter() - t0
-        res.trials.append(SimTrial(s, outcome, worker, start, end))
-        v = outcome.value(strategy.metric)
-        incumbent_budget = full is None or (s.budget is not None and s.budget >= full)
-        if v is not None and incumbent_budget and (best is None or sign * v > sign * best):
-            best, best_test = v, outcome.metrics.get(test_metric, math.nan)
+        def from_metric(outcome, s, wall):
+            v = outcome.metrics.get(name)
+            return float(v) if v is not None and math.isfinite(float(v)) else 0.0
+        return from_metric
+    if d is not None and d.seconds is not None:
+        from .runtime.driver import full_epochs
+        full = full_epochs(spec)
+        return lambda outcome, s, wall: d.seconds * (1.0 if s.budget is None else float(s.budget) / full)
+
+    def reported(outcome, s, wall):
+        v = outcome.metrics.get("train_seconds")
+        if v is not None and math.isfinite(float(v)):
+            return float(v)
+        if not outcome.ok:
+            return 0.0
+        raise UserInputError("simulate needs each trial's simulated training time: return a "
+                             "'train_seconds' metric from the function, or set "
+                             "objective.duration ({metric: NAME} or {seconds: S})")
+    return reported
+
+
+def with_changes(spec, strategy: Optional[str] = None, options: Optional[Mapping[str, Any]] = None,
+                 seed: Optional[int] = None, budget: Optional[Mapping[str, Any]] = None,
+                 output_dir: Optional[str] = None):
+    """A copy of a validated spec with another strategy / seed / budget / directory (validated)."""
+    from .spec import dump_spec, parse_spec
+    import yaml
+    data = yaml.safe_load(dump_spec(spec))
+    if strategy is not None:
+        data["strategy"] = {"name": strategy, "options": dict(options or {})}
+        if getattr(spec.strategy, "stopper", None) is None:
+            data["strategy"].pop("stopper", None)
+    elif options is not None:
+        data["strategy"]["options"] = dict(options)
+    if seed is not None:
+        data["experiment"]["seed"] = int(seed)
+    if budget is not None:
+        data["budget"] = {"max_trials": None, "max_seconds": None, "target": None, **dict(budget)}
+    if output_dir is not None:
+        data["experiment"]["output_dir"] = output_dir
+    text = yaml.safe_dump(data, sort_keys=False)
+    return parse_spec(text, "<simulated spec>"), text
+
+
+def simulate_run(spec, groups: int = 8, budget_seconds: Optional[float] = None,
+                 max_trials: Optional[int] = None, max_epochs: Optional[float] = None,
+                 store: str = "hdf5", charge_cpu: bool = True, name: str = "",
+                 test_metric: str = "test_accuracy", directory: Optional[str] = None) -> SimResult:
+    """One simulated run of ``spec`` with ``groups`` groups (see the module docstring)."""
+    from .objectives import make_objective
+    from .runtime.clock import VirtualClock
+    from .runtime.driver import Driver
+    from .runtime.local import LocalTransport
+    from .runtime.worker import TrialRunner
+    from .store import MemoryStore, open_store
+    from .train.backends import LocalBackend
+    if budget_seconds is None and max_trials is None and max_epochs is None:
+        raise ValueError("give budget_seconds, max_trials, max_epochs or a combination")
+    budget = {"max_trials": max_trials, "max_seconds": budget_seconds, "max_epochs": max_epochs}
+    tmp = None
+    if store == "hdf5" and directory is None:
+        tmp = tempfile.TemporaryDirectory(prefix="nasrun-sim-")
+        directory = tmp.name
+    try:
+        spec, text = with_changes(spec, budget=budget, output_dir=directory or spec.experiment.directory)
+        st = open_store(directory) if store == "hdf5" else MemoryStore()
+        import torch
+        runner = TrialRunner(spec, make_objective(spec), LocalBackend(), torch.device("cpu"),
+                             st.states, wall_time_limit=False)
+        clock = VirtualClock(base=0.0, charge=charge_cpu)
+        transport = LocalTransport(runner, groups, clock, _duration(spec),
+                                   spec.resources.trial_time_limit)
+        out = Driver(spec, text, st, transport, None, echo=lambda line: None, progress=False).run()
+        loaded = open_store(directory).load() if store == "hdf5" else st.load()
+        records = sorted(loaded.state.finished_records(), key=lambda r: (r.end, r.tell_seq))
+    finally:
+        if tmp is not None:
+            tmp.cleanup()
+    res = SimResult(name or spec.strategy.name, spec.experiment.seed, groups, records)
+    res.makespan = clock.t
+    res.utilization = transport.busy_time / (groups * clock.t) if clock.t > 0 else 0.0
+    res.stats = out["stats"]
+    res.overhead_us = out["stats"]["cpu_per_trial_us"]
+    res.commits_per_trial = out["stats"]["commits_per_trial"]
+    view = ExperimentView.from_spec(spec)
+    top_level = max((budget_level(r.suggestion.budget) for r in records), default=math.inf)
+    from .runtime.driver import full_epochs
+    full = full_epochs(spec)
+    reached: Dict[int, float] = {}
+    epochs, best = 0.0, None
+    for n, r in enumerate(records, 1):
+        b = full if r.suggestion.budget is None else float(r.suggestion.budget)
+        if r.outcome is not None and r.outcome.stopped_at is not None:
+            b = float(r.outcome.stopped_at)
+        before = reached.get(r.suggestion.resume_from, 0.0) if r.suggestion.resume_from is not None else 0.0
+        reached[r.trial_id] = b
+        epochs += max(0.0, b - before)
+        if budget_seconds is not None and r.end > budget_seconds:
+            continue  # finished after the time budget: does not count
+        k = view.key(r)
+        if k is not None and budget_level(r.suggestion.budget) >= top_level \
+                and (best is None or k > best[0]):
+            best = (k, r)
         if best is not None:
-            res.trajectory.append((now, len(res.trials), best, best_test))
-    res.makespan = now
-    res.utilization = busy / (workers * now) if now > 0 else 0.0
-    res.overhead_us = 1e6 * overhead / max(1, len(res.trials))
+            res.trajectory.append((r.end, n, best[1].outcome.value(view.metric),
+                                   best[1].outcome.metrics.get(test_metric, math.nan), epochs))
     return res
 
 
-NB201_FIDELITIES = {"min_budget": 12.0, "max_budget": 200.0}
+NB201_TEMPLATE = """experiment: {{name: sim, seed: {seed}}}
+space: {{builtin: nb201}}
+strategy: {{name: {strategy}, options: {options}}}
+objective: {{type: table, metric: {metric}, mode: {mode}{path}}}
+budget: {{max_trials: 1}}
+checkpoint: {{keep_best: 0}}
+"""
+
+
+def nb201_spec(strategy: str, options: Optional[Mapping[str, Any]] = None, seed: int = 0,
+               objective_path=None, metric: str = "valid_accuracy", mode: str = "max"):
+    """The spec of a search on the NAS-Bench-201 table (``objective_path``: its directory or file)."""
+    from .spec import parse_spec
+    path = f", path: {json.dumps(str(objective_path))}" if objective_path is not None else ""
+    text = NB201_TEMPLATE.format(seed=seed, strategy=strategy, options=json.dumps(dict(options or {})),
+                                 metric=metric, mode=mode, path=path)
+    return parse_spec(text, "<nb201 simulation>")
 
 
 def simulate_spec(strategy: str, options: Optional[Mapping[str, Any]] = None,
-                  space: Optional[SearchSpace] = None, objective_path=None, workers: int = 8,
-                  budget_seconds: Optional[float] = None, max_trials: Optional[int] = None,
-                  seeds: Sequence[int] = (0,), metric: str = "valid_accuracy", mode: str = "max"
-                  ) -> List[SimResult]:
-    """What ``nasrun simulate`` runs: one simulated run per seed on the NAS-Bench-201 table.
-
-    ``space`` defaults to the nb201 space; multi-fidelity strategies get the table's fidelities
-    (12 and 200 epochs) as ``min_budget``/``max_budget`` unless ``options`` set them.
-    """
-    space = space or SearchSpace(builtin_params("nb201", {}))
-    opts = dict(options or {})
-    from .strategies import STRATEGIES
-    if STRATEGIES[strategy].multi_fidelity:
-        opts = {**NB201_FIDELITIES, **opts}
+                  objective_path=None, workers: int = 8, budget_seconds: Optional[float] = None,
+                  max_trials: Optional[int] = None, seeds: Sequence[int] = (0,),
+                  metric: str = "valid_accuracy", mode: str = "max", max_epochs=None,
+                  store: str = "memory", charge_cpu: bool = False) -> List[SimResult]:
+    """One simulated run per seed of ``strategy`` on the NAS-Bench-201 table (tests, benches)."""
     out = []
     for seed in seeds:
-        strat = make_strategy(strategy, space, seed=seed, metric=metric, mode=mode, **opts)
-        out.append(simulate(strat, NB201Objective(objective_path), workers, budget_seconds,
-                            max_trials, name=strategy))
+        spec = nb201_spec(strategy, options, seed, objective_path, metric, mode)
+        out.append(simulate_run(spec, workers, budget_seconds, max_trials, max_epochs, store,
+                                charge_cpu, name=strategy))
     return out
 
 
@@ -189,7 +261,8 @@ def aggregate(results: Sequence[SimResult]) -> List[Dict[str, Any]]:
                      "test_mean": _mean(t), "test_std": _std(t),
                      "trials_mean": _mean([len(r.trials) for r in rs]),
                      "utilization": _mean([r.utilization for r in rs]),
-                     "overhead_us": _mean([r.overhead_us for r in rs])})
+                     "overhead_us": _mean([r.overhead_us for r in rs]),
+                     "commits_per_trial": _mean([r.commits_per_trial for r in rs])})
     return rows
 
 
@@ -201,17 +274,6 @@ def _mean(xs):
 def _std(xs):
     xs = [x for x in xs if not math.isnan(x)]
     return statistics.stdev(xs) if len(xs) > 1 else 0.0
-
-
-def format_table(results: Sequence[SimResult], title: str = "simulated search") -> str:
-    """The aggregate table as text (rich's rendering when rich is installed)."""
-    rows = aggregate(results)
-    headers = ["strategy", "runs", "best valid", "its test", "trials", "utilization",
-               "ask+tell us/trial"]
-    cells = [[r["strategy"], str(r["runs"]), f"{r['metric_mean']:.2f} ± {r['metric_std']:.2f}",
-              f"{r['test_mean']:.2f} ± {r['test_std']:.2f}", f"{r['trials_mean']:.0f}",
-              f"{100 * r['utilization']:.1f}%", f"{r['overhead_us']:.0f}"] for r in rows]
-    return render_table(title, headers, cells)
 
 
 def render_table(title: str, headers: Sequence[str], cells: Sequence[Sequence[str]]) -> str:
@@ -229,7 +291,11 @@ def render_table(title: str, headers: Sequence[str], cells: Sequence[Sequence[st
         table.add_column(h, justify="left" if h == headers[0] else "right")
     for row in cells:
         table.add_row(*row)
-    console = Console(width=140, record=True, force_terminal=False)
+    console = Console(width=160, record=True, force_terminal=False)
     with console.capture() as cap:
         console.print(table)
     return cap.get()
+
+
+__all__ = ["SimResult", "aggregate", "nb201_spec", "render_table", "simulate_run", "simulate_spec",
+           "with_changes"]

@@ -69,6 +69,8 @@ class Outcome:
     metrics: final metrics (e.g. ``valid_accuracy``, ``valid_loss``, ``params``, ``train_seconds``).
     curve:   per-epoch metrics, oldest first (the learning curve); may be empty.
     error:   for a failed trial, the error message and the worker's traceback.
+    stopped_at: the epoch after which a stopper ended the trial early (a finished trial with a
+             partial curve, never a failure), or ``None``.
     """
 
     trial_id: int
@@ -76,6 +78,7 @@ class Outcome:
     metrics: Mapping[str, float] = field(default_factory=dict)
     curve: Tuple[Mapping[str, float], ...] = ()
     error: Optional[str] = None
+    stopped_at: Optional[int] = None
 
     def __post_init__(self) -> None:
         if self.status not in (DONE, FAILED):
@@ -103,8 +106,10 @@ class Outcome:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "Outcome":
+        stopped = d.get("stopped_at")
         return cls(int(d["trial_id"]), d["status"], dict(d.get("metrics") or {}),
-                   tuple(dict(c) for c in d.get("curve") or ()), d.get("error"))
+                   tuple(dict(c) for c in d.get("curve") or ()), d.get("error"),
+                   None if stopped is None else int(stopped))
 
     @classmethod
     def failure(cls, trial_id: int, error: str) -> "Outcome":

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import sys
-import warnings
 from typing import Optional, Tuple
 
 import click
@@ -22,49 +21,40 @@ def open_experiment_store(path: str, generations: int = 2):
     """The HDF5 store at ``path`` (a directory means ``<dir>/experiment.h5``); checkpoint
     fall-back warnings are printed on stderr."""
     from ..store import open_store
-    return _Loud(open_store(path, generations=generations))
+    store = open_store(path, generations=generations)
+    store.on_warning = lambda msg: click.echo(f"nasrun: warning: {msg}", err=True)
+    return store
 
 
-class _Loud:
-    """A store whose load() prints the store's warnings (a fall-back to an older generation)."""
+class _Probed:
+    """A store whose first load() returns what `resume` already read (read and warn once)."""
 
-    def __init__(self, store):
-        self.store = store
-        self._loaded = None  # kept by `resume`'s probe: read (and warn) once, not twice
-
-    def save(self, snapshot):
-        return self.store.save(snapshot)
+    def __init__(self, store, loaded):
+        self.__dict__["_store"], self.__dict__["_loaded"] = store, loaded
 
     def load(self):
-        from ..store import CheckpointWarning
-        if self._loaded is not None:
-            snapshot, self._loaded = self._loaded, None
-            return snapshot
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", CheckpointWarning)
-            snapshot = self.store.load()
-        for w in caught:
-            click.echo(f"nasrun: warning: {w.message}", err=True)
-        return snapshot
+        loaded, self.__dict__["_loaded"] = self._loaded, None
+        return loaded if loaded is not None else self._store.load()
+
+    def __getattr__(self, name):
+        return getattr(self._store, name)
+
+    def __setattr__(self, name, value):
+        setattr(self._store, name, value)
 
 
 def _everywhere(comm, text: Optional[str], error: Optional[NasrunError]) -> str:
     """Rank 0's spec text on every rank, or its error raised (rank 0) / a quiet exit (others)."""
     if comm.Get_size() > 1:
-        return _bcast_text(comm, text, error)
+        msg = comm.bcast((text, None if error is None else str(error)), root=0)
+        if msg[1] is not None:
+            if error is not None:
+                raise error
+            sys.exit(2)  # worker ranks: rank 0 prints the message
+        return msg[0]
     if error is not None:
         raise error
     return text
-
-
-def _bcast_text(comm, text: Optional[str], error: Optional[NasrunError]) -> str:
-    """Rank 0's spec text (or its error) to every rank, so that all ranks stop together."""
-    msg = comm.bcast((text, None if error is None else str(error)), root=0)
-    if msg[1] is not None:
-        if error is not None:
-            raise error
-        sys.exit(error.exit_code if error else 2)  # worker ranks: rank 0 prints the message
-    return msg[0]
 
 
 @click.command("run")
@@ -72,15 +62,18 @@ def _bcast_text(comm, text: Optional[str], error: Optional[NasrunError]) -> str:
 @click.option("--force", "force", multiple=True, metavar="KEY",
               help="Continue an existing checkpoint although the spec's KEY changed "
                    "(e.g. budget.max_trials); repeatable.")
+@click.option("--groups", type=click.IntRange(1, 4096), default=1, show_default=True,
+              help="Without mpirun: how many worker groups to run in this process (they take "
+                   "turns; their trials overlap in simulated time).")
 @click.option("-v", "--verbose", is_flag=True, help="Worker ranks report each trial on stderr.")
 @user_errors
-def run(spec_path: str, force: Tuple[str, ...], verbose: bool) -> None:
+def run(spec_path: str, force: Tuple[str, ...], groups: int, verbose: bool) -> None:
     """Run the experiment SPEC as an MPI job: mpirun -np N nasrun run SPEC (or srun).
 
     Rank 0 runs the search strategy and the checkpoint; the other ranks train child models in
-    groups of resources.ranks_per_trial. Started without mpirun (one rank), nasrun runs a single
-    worker in the same process so you can try a spec on a laptop. If the experiment directory
-    holds a checkpoint, the run continues it (the spec must be unchanged, see --force).
+    groups of resources.ranks_per_trial. Started without mpirun (one rank), nasrun runs the
+    worker groups in the same process so you can try a spec on a laptop. If the experiment
+    directory holds a checkpoint, the run continues it (the spec must be unchanged, see --force).
     Exit codes: 0 done, 1 failed, 2 bad input, 75 checkpointed on SIGTERM/SIGUSR1 (resumable).
     """
     from ..runtime.signals import catch_early, ignore_late
@@ -100,26 +93,45 @@ def run(spec_path: str, force: Tuple[str, ...], verbose: bool) -> None:
     spec = parse_spec(text, spec_path)
     store = None
     if comm.Get_rank() == 0:
-        os.makedirs(spec.experiment.directory, exist_ok=True)
+        try:
+            os.makedirs(spec.experiment.directory, exist_ok=True)
+        except OSError as e:
+            raise CheckpointError(f"{spec_path}: experiment.output_dir: cannot create "
+                                  f"{spec.experiment.directory}: {e.strerror}") from None
         store = open_experiment_store(spec.experiment.directory, spec.checkpoint.generations)
     try:
-        run_experiment(spec, text, store, force=force, verbose=verbose)
+        run_experiment(spec, text, store, force=force, verbose=verbose, groups=groups)
     finally:
         ignore_late()
     sys.stdout.flush()
 
 
+def _function_of(spec) -> Optional[str]:
+    o = spec.objective
+    return o.function if o.type == "function" else None
+
+
 @click.command("resume")
 @click.argument("path", metavar="DIR_OR_FILE", type=click.Path())
+@click.option("--objective", "objective", metavar="MODULE:FUNCTION", default=None,
+              help="Confirm the function objective the checkpoint names (resume imports and runs "
+                   "it); required for function objectives.")
 @click.option("--force", "force", multiple=True, metavar="KEY",
-              help="Accepted for symmetry with `run`; the spec stored in the checkpoint is used.")
+              help="--force objective.function: resume although --objective differs from the "
+                   "checkpoint's (the checkpoint's spec is used otherwise).")
+@click.option("--groups", type=click.IntRange(1, 4096), default=1, show_default=True,
+              help="Without mpirun: worker groups in this process.")
 @click.option("-v", "--verbose", is_flag=True, help="Worker ranks report each trial on stderr.")
 @user_errors
-def resume(path: str, force: Tuple[str, ...], verbose: bool) -> None:
+def resume(path: str, objective: Optional[str], force: Tuple[str, ...], groups: int,
+           verbose: bool) -> None:
     """Continue the experiment checkpointed at DIR_OR_FILE (an experiment directory or its
     experiment.h5) with the spec stored in it, on any number of ranks: finished trials are
-    kept, in-flight trials continue from their last saved epoch, the strategy from its state.
+    kept, in-flight trials continue from their last saved state, the strategy from its state.
     To change the spec (e.g. a larger budget), use `nasrun run SPEC --force budget.max_trials`.
+
+    A checkpoint is code: its spec names the objective that resume runs. For a function
+    objective, confirm it with --objective MODULE:FUNCTION.
     """
     from ..runtime.signals import catch_early, ignore_late
     catch_early()
@@ -129,21 +141,34 @@ def resume(path: str, force: Tuple[str, ...], verbose: bool) -> None:
     store, text, error = None, None, None
     if comm.Get_rank() == 0:
         try:
+            if not os.path.exists(path):
+                raise CheckpointError(f"{path}: no such file or directory")
             probe = open_experiment_store(path)
-            snapshot = probe.load()
-            if snapshot is None:
+            loaded = probe.load()
+            if loaded is None:
                 raise CheckpointError(f"{path}: no nasrun checkpoint here (start one with `nasrun run SPEC`)")
-            text = snapshot.spec_text
+            text = loaded.spec_text
             spec = parse_spec(text, f"{path} (stored spec)")
-            probe.store.generations = spec.checkpoint.generations
-            probe._loaded = snapshot
-            store = probe
+            fn = _function_of(spec)
+            if fn is not None and objective != fn:
+                if objective is None:
+                    raise CheckpointError(
+                        f"{path}: the checkpoint's objective is the function {fn} (python_path "
+                        f"{list(spec.objective.python_path)}); resuming imports and runs it. "
+                        f"Confirm with: nasrun resume {path} --objective {fn}")
+                if "objective.function" not in force:
+                    raise CheckpointError(
+                        f"{path}: --objective {objective} differs from the checkpoint's objective "
+                        f"{fn}; the checkpoint's would run. Pass --objective {fn}, or run your "
+                        "spec with `nasrun run SPEC --force objective.function`")
+            probe.generations = spec.checkpoint.generations
+            store = _Probed(probe, loaded)
         except NasrunError as e:
             error = e
     text = _everywhere(comm, text, error)
     spec = parse_spec(text, f"{path} (stored spec)")
     try:
-        run_experiment(spec, text, store, force=force, verbose=verbose)
+        run_experiment(spec, text, store, force=force, verbose=verbose, groups=groups)
     finally:
         ignore_late()
     sys.stdout.flush()

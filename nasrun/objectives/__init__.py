@@ -21,7 +21,7 @@ from __future__ import annotations
 import importlib
 import sys
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Optional, Tuple
+from typing import Any, Callable, Mapping, Optional, Sequence, Tuple
 
 from ..errors import UserInputError
 from ..store.base import ModelState
@@ -75,37 +75,76 @@ class EvaluatorObjective(Objective):
                                    outcome.error))
 
 
-@dataclass
 class FunctionContext:
-    trial_id: int
-    budget: Optional[float]
-    seed: int
-    options: Mapping[str, Any]
-    state: Optional[ModelState]
+    """What a function objective is given besides its configuration.
+
+    ``trial_id``, ``budget`` (epochs for multi-fidelity strategies, else None), ``seed``,
+    ``options`` (the spec's ``objective.options``) and ``state`` (the
+    :class:`~nasrun.store.ModelState` to continue from, or None). ``save_state(state)`` checkpoints
+    a state (written in the background; it is what a resumed or promoted trial gets back);
+    ``report(epoch, metrics)`` reports an epoch's metrics and returns True when a stopper says the
+    trial should stop now (return your metrics then: the trial is recorded as stopped early).
+    """
+
+    def __init__(self, trial_id: int, budget: Optional[float], seed: int,
+                 options: Mapping[str, Any], state: Optional[ModelState], control: Any = None):
+        self.trial_id, self.budget, self.seed = trial_id, budget, seed
+        self.options, self.state, self._control = options, state, control
+        self.stopped_at: Optional[int] = None
+        self.curve: list = []
+
+    def save_state(self, state: ModelState) -> None:
+        if self._control is not None:
+            self._control.save_state(state)
+
+    def report(self, epoch: int, metrics: Mapping[str, float]) -> bool:
+        point = {"epoch": int(epoch), **{k: float(v) for k, v in metrics.items()}}
+        self.curve.append(point)
+        c = self._control
+        if c is None or c.report_epoch is None or self.stopped_at is not None:
+            return self.stopped_at is not None
+        if c.report_epoch(int(epoch), point):
+            self.stopped_at = int(epoch)
+        return self.stopped_at is not None
+
+
+def import_function(target: str, python_path: Sequence[str] = ()) -> Callable[..., Any]:
+    """``module:function`` imported (``python_path`` entries first on sys.path); a
+    UserInputError saying what went wrong otherwise. This runs the module's code."""
+    for p in python_path:
+        if p not in sys.path:
+            sys.path.insert(0, p)
+    module, _, name = target.partition(":")
+    try:
+        fn = getattr(importlib.import_module(module), name)
+    except SyntaxError as e:
+        raise UserInputError(f"objective.function: cannot import {target}: syntax error in "
+                             f"{e.filename}, line {e.lineno}: {e.msg}") from None
+    except Exception as e:  # noqa: BLE001 - whatever the user's module raises on import
+        raise UserInputError(f"objective.function: cannot import {target}: "
+                             f"{type(e).__name__}: {e}") from None
+    if not callable(fn):
+        raise UserInputError(f"objective.function: {target} is a {type(fn).__name__}, not a function")
+    return fn
 
 
 class FunctionObjective(Objective):
     def __init__(self, target: str, python_path=(), options: Optional[Mapping[str, Any]] = None):
-        for p in python_path:
-            if p not in sys.path:
-                sys.path.insert(0, p)
-        module, _, name = target.partition(":")
-        try:
-            self.fn = getattr(importlib.import_module(module), name)
-        except (ImportError, AttributeError) as e:
-            raise UserInputError(f"objective.function: cannot import {target}: {e}") from None
+        self.fn = import_function(target, python_path)
         self.options = dict(options or {})
 
     def run(self, ctx):
         s = ctx.suggestion
-        res = self.fn(dict(s.config), FunctionContext(s.trial_id, s.budget, ctx.seed, self.options,
-                                                      ctx.state))
+        fc = FunctionContext(s.trial_id, s.budget, ctx.seed, self.options, ctx.state, ctx.control)
+        res = self.fn(dict(s.config), fc)
         if isinstance(res, Outcome):
-            return TrialResult(Outcome(s.trial_id, res.status, res.metrics, res.curve, res.error))
+            return TrialResult(Outcome(s.trial_id, res.status, res.metrics, res.curve or tuple(fc.curve),
+                                       res.error, res.stopped_at or fc.stopped_at))
         if not isinstance(res, Mapping):
             raise TypeError(f"objective function returned {type(res).__name__}, expected a mapping "
                             "of metric name to number")
-        return TrialResult(Outcome(s.trial_id, DONE, {k: float(v) for k, v in res.items()}))
+        return TrialResult(Outcome(s.trial_id, DONE, {k: float(v) for k, v in res.items()},
+                                   tuple(fc.curve), stopped_at=fc.stopped_at))
 
 
 def make_objective(spec) -> Objective:

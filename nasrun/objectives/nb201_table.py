@@ -38,6 +38,7 @@ class NB201Table:
     """The two tables as arrays, indexed by row; ``row_of`` maps ``arch_str`` to its row."""
 
     path: str
+    name: str  # the data set, e.g. "CIFAR-10" (from the table's file name)
     arch: Tuple[str, ...]
     row_of: Dict[str, int]
     valid200: np.ndarray
@@ -74,16 +75,37 @@ def default_nb201_dir() -> Path:
 _CACHE: Dict[str, NB201Table] = {}
 
 
+DATASET_NAMES = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100", "imagenet16-120": "ImageNet16-120",
+                 "ImageNet16-120": "ImageNet16-120"}
+
+
+def table_files(path: Union[str, os.PathLike, None]) -> Tuple[Path, str]:
+    """(directory, data set prefix) of a table path: a directory (holding ``cifar10_*.csv``, or
+    one ``<prefix>_200epochs.csv``) or one of the table files itself."""
+    p = Path(path) if path is not None else default_nb201_dir()
+    if p.is_file() or p.name.endswith(("_200epochs.csv", "_12epochs.csv")):
+        stem = p.name
+        for suffix in ("_200epochs.csv", "_12epochs.csv"):
+            if stem.endswith(suffix):
+                return p.parent, stem[: -len(suffix)]
+        raise UserInputError(f"{p}: not a NAS-Bench-201 table file (expected <dataset>_200epochs.csv "
+                             "or <dataset>_12epochs.csv)")
+    if (p / FILE_200).exists() or not p.is_dir():
+        return p, "cifar10"
+    found = sorted(f.name[: -len("_200epochs.csv")] for f in p.glob("*_200epochs.csv"))
+    return p, (found[0] if len(found) == 1 else "cifar10")
+
+
 def load_nb201(path: Union[str, os.PathLike, None] = None) -> NB201Table:
-    """Load (once per resolved path) the NB201 tables from the directory ``path``.
+    """Load (once per resolved path) the NB201 tables from ``path`` (see :func:`table_files`).
 
     Raises :class:`UserInputError` naming the file and the problem when a file is missing or
     malformed (missing column, wrong row count, non-numeric value, rows out of order).
     """
-    directory = Path(path) if path is not None else default_nb201_dir()
-    key = str(directory.resolve())
+    directory, prefix = table_files(path)
+    key = f"{directory.resolve()}|{prefix}"
     if key not in _CACHE:
-        _CACHE[key] = _load(directory)
+        _CACHE[key] = _load(directory, prefix)
     return _CACHE[key]
 
 
@@ -139,8 +161,8 @@ def _is_float(v: str) -> bool:
         return False
 
 
-def _load(directory: Path) -> NB201Table:
-    f200, f12 = directory / FILE_200, directory / FILE_12
+def _load(directory: Path, prefix: str = "cifar10") -> NB201Table:
+    f200, f12 = directory / f"{prefix}_200epochs.csv", directory / f"{prefix}_12epochs.csv"
     t200, t12 = _read(f200, COLUMNS_200), _read(f12, COLUMNS_12)
     for i, (a, b) in enumerate(zip(t200["arch_str"], t12["arch_str"])):
         if a != b:
@@ -151,7 +173,7 @@ def _load(directory: Path) -> NB201Table:
     if len(row_of) != len(arch):
         raise UserInputError(f"{f200}: duplicate arch_str rows")
     return NB201Table(
-        str(directory), arch, row_of,
+        str(directory), DATASET_NAMES.get(prefix, prefix), arch, row_of,
         _numbers(f200, "valid-accuracy", t200["valid-accuracy"]),
         _numbers(f200, "test-accuracy", t200["test-accuracy"]),
         _numbers(f200, "train-all-time", t200["train-all-time"]),

@@ -43,8 +43,8 @@ class TrainObjective(Objective):
         if state is not None:  # what `nasrun export` needs to rebuild the network
             state = replace(state, meta={**state.meta, "input_shape": list(data.input_shape),
                                          "num_classes": int(data.num_classes)})
-        return TrialResult(Outcome(s.trial_id, DONE, res.metrics, tuple(res.curve)), state,
-                           res.digest)
+        return TrialResult(Outcome(s.trial_id, DONE, res.metrics, tuple(res.curve),
+                                   stopped_at=res.stopped_at), state, res.digest)
 
 
 def agree_setup(ctx: TrialContext, err) -> None:

@@ -1,13 +1,14 @@
-"""An experiment opened for reading: its newest good snapshot plus what the spec says."""
+"""An experiment opened for reading: its newest good state plus what the spec says."""
 from __future__ import annotations
 
 import os
-import warnings
+import stat
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
 from ..errors import CheckpointError, UserInputError
-from ..store.base import DONE, Snapshot, TrialRecord
+from ..store.base import Loaded, TrialRecord
+from ..view import ExperimentView
 
 
 @dataclass
@@ -17,11 +18,19 @@ class Experiment:
     file: str
     generation: int
     saved_at: float
-    snapshot: Snapshot
+    loaded: Loaded
     spec: Dict[str, Any]
-    metric: str
-    mode: str
+    view: ExperimentView
     warnings: List[str] = field(default_factory=list)
+    _trials: Optional[List[TrialRecord]] = None
+
+    @property
+    def metric(self) -> str:
+        return self.view.metric
+
+    @property
+    def mode(self) -> str:
+        return self.view.mode
 
     @property
     def name(self) -> Optional[str]:
@@ -38,20 +47,31 @@ class Experiment:
         return b if isinstance(b, dict) else {}
 
     @property
+    def state(self):
+        return self.loaded.state
+
+    @property
+    def runtime(self) -> Dict[str, Any]:
+        return self.loaded.runtime if isinstance(self.loaded.runtime, dict) else {}
+
+    @property
     def trials(self) -> List[TrialRecord]:
-        return self.snapshot.trials
+        """Every trial, in trial id order (built on first use)."""
+        if self._trials is None:
+            self._trials = self.state.all_records()
+        return self._trials
 
     def value(self, t: TrialRecord) -> Optional[float]:
         """The trial's objective metric (None unless done with a finite value)."""
-        return t.outcome.value(self.metric) if t.outcome is not None else None
+        return self.view.value(t)
 
     def ranked(self) -> List[TrialRecord]:
-        """Done trials with a metric value, best first (ties: lower trial id first)."""
-        scored = [(t, self.value(t)) for t in self.trials if t.status == DONE]
-        scored = [(t, v) for t, v in scored if v is not None]
-        sign = -1.0 if self.mode == "max" else 1.0
-        scored.sort(key=lambda tv: (sign * tv[1], tv[0].trial_id))
-        return [t for t, _ in scored]
+        """Trials that can be best, best first (see :mod:`nasrun.view`)."""
+        return self.view.ranked(self.trials)
+
+    def best(self, k: int = 1) -> List[TrialRecord]:
+        """The ``k`` best trials, without building every record."""
+        return self.view.top_of_state(self.state, k)
 
 
 def open_experiment(path: str) -> Experiment:
@@ -61,29 +81,30 @@ def open_experiment(path: str) -> Experiment:
     no nasrun checkpoint, or every generation is unusable. Fallbacks to an older generation are
     listed in ``warnings``.
     """
-    import h5py
     import yaml
 
-    from ..store import CheckpointWarning, open_store
-    from ..store.hdf5 import _objective
+    from ..store import open_store
 
-    if not os.path.exists(path):
+    if not os.path.lexists(path):
         raise CheckpointError(f"{path}: no such file or directory")
+    st = os.stat(path) if os.path.exists(path) else None
+    if st is not None and not (stat.S_ISDIR(st.st_mode) or stat.S_ISREG(st.st_mode)):
+        raise CheckpointError(f"{path}: not a directory or a regular file")
     store = open_store(path)
-    with warnings.catch_warnings():  # the Experiment carries them (store.warnings)
-        warnings.simplefilter("ignore", CheckpointWarning)
-        snap = store.load(models=False)
-    if snap is None:
+    store.on_warning = lambda msg: None  # the Experiment carries them (store.warnings)
+    loaded = store.load()
+    if loaded is None:
         raise CheckpointError(f"{path}: no nasrun checkpoint here (expected {store.path})")
-    with h5py.File(store.loaded_from, "r", locking=False) as f:
-        saved_at = float(f.attrs["saved_at"])
     try:
-        spec = yaml.safe_load(snap.spec_text) or {}
-    except yaml.YAMLError:
+        spec = yaml.safe_load(loaded.spec_text) or {}
+    except (yaml.YAMLError, RecursionError):
         spec = {}
-    metric, mode = _objective(snap.spec_text)
-    return Experiment(store.loaded_from, int(store.generation or 0), saved_at, snap,
-                      spec if isinstance(spec, dict) else {}, metric, mode, list(store.warnings))
+    spec = spec if isinstance(spec, dict) else {}
+    obj = spec.get("objective") if isinstance(spec.get("objective"), dict) else {}
+    view = ExperimentView.from_text(loaded.spec_text, str(obj.get("metric", "valid_accuracy")),
+                                    str(obj.get("mode", "max")))
+    return Experiment(loaded.file, int(loaded.generation), float(loaded.saved_at), loaded, spec,
+                      view, list(store.warnings))
 
 
 def find_trial(exp: Experiment, trial_id: int) -> TrialRecord:

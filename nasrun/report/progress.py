@@ -8,6 +8,8 @@ from __future__ import annotations
 import math
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
+import numpy as np
+
 from ..store.base import DONE, FAILED, RUNNING, TrialRecord
 
 
@@ -57,24 +59,51 @@ def group_utilization(trials: Sequence[TrialRecord], as_of: Optional[float] = No
     ``fraction`` is its summed trial time over the window (trials on one group never overlap).
     Returns ``{"window": seconds or None, "groups": {group: {busy, fraction, trials, failed}}}``.
     """
-    ends = [t.end for t in trials if t.end is not None]
-    if as_of is None or not any(t.status == RUNNING for t in trials):
-        as_of = max(ends) if ends else as_of
-    spans = [(t, busy_interval(t, as_of)) for t in trials] if as_of is not None else []
-    spans = [(t, s) for t, s in spans if s is not None]
-    if not spans:
+    return utilization_arrays(
+        np.array([-1 if t.group is None else t.group for t in trials], dtype=np.int64),
+        np.array([np.nan if t.start is None else t.start for t in trials], dtype=float),
+        np.array([np.nan if t.end is None else t.end for t in trials], dtype=float),
+        np.array([t.status.encode() for t in trials], dtype="S8"), as_of)
+
+
+def utilization_of_state(state: Any, as_of: Optional[float] = None) -> Dict[str, Any]:
+    """:func:`group_utilization` of an ExperimentState, from its columns (no records built)."""
+    live = list(state.fresh) + list(state.live.values())
+    parts = [(np.asarray(b.cols["group"]), np.asarray(b.cols["start"], dtype=float),
+              np.asarray(b.cols["end"], dtype=float), np.asarray(b.cols["status"]))
+             for b in (state.table.blocks if state.table is not None else [])]
+    parts.append((np.array([-1 if t.group is None else t.group for t in live], dtype=np.int64),
+                  np.array([np.nan if t.start is None else t.start for t in live], dtype=float),
+                  np.array([np.nan if t.end is None else t.end for t in live], dtype=float),
+                  np.array([t.status.encode() for t in live], dtype="S8")))
+    return utilization_arrays(*(np.concatenate([p[i] for p in parts]) for i in range(4)), as_of)
+
+
+def utilization_arrays(group: np.ndarray, start: np.ndarray, end: np.ndarray, status: np.ndarray,
+                       as_of: Optional[float] = None) -> Dict[str, Any]:
+    running = status == RUNNING.encode()
+    finite_end = end[~np.isnan(end)]
+    if as_of is None or not running.any():
+        as_of = float(finite_end.max()) if len(finite_end) else as_of
+    if as_of is None:
         return {"window": None, "groups": {}}
-    t0 = min(s[0] for _, s in spans)
+    stop = np.where(np.isnan(end), np.where(running, as_of, np.nan), end)
+    ok = (group >= 0) & ~np.isnan(start) & ~np.isnan(stop) & (stop >= start)
+    if not ok.any():
+        return {"window": None, "groups": {}}
+    g, a, b, stt = group[ok], start[ok], stop[ok], status[ok]
+    t0 = float(a.min())
     window = max(as_of - t0, 0.0)
     groups: Dict[int, Dict[str, Any]] = {}
-    for t, (a, b) in spans:
-        g = groups.setdefault(int(t.group), {"busy": 0.0, "trials": 0, "failed": 0})
-        g["busy"] += b - a
-        g["trials"] += 1
-        g["failed"] += t.status == FAILED
-    for g in groups.values():
-        g["fraction"] = g["busy"] / window if window > 0 else math.nan
-    return {"window": window, "groups": dict(sorted(groups.items()))}
+    ids, inverse = np.unique(g, return_inverse=True)
+    busy = np.bincount(inverse, weights=b - a)
+    count = np.bincount(inverse)
+    failed = np.bincount(inverse, weights=(stt == FAILED.encode()).astype(float))
+    for j, gid in enumerate(ids.tolist()):
+        groups[int(gid)] = {"busy": float(busy[j]), "trials": int(count[j]),
+                            "failed": int(failed[j]),
+                            "fraction": float(busy[j]) / window if window > 0 else math.nan}
+    return {"window": window, "groups": groups}
 
 
 def finished_count(trials: Sequence[TrialRecord]) -> int:

@@ -1,33 +1,42 @@
-"""How rank 0's driver reaches the worker groups: over MPI, or in-process.
+"""How rank 0's driver reaches the worker groups.
 
-The driver only sends tasks (``run`` with a suggestion dict, the state to continue from and
-whether to keep the final state), ``flush`` requests and ``stop``, and polls for the groups'
-messages (``ready``, ``checkpoint``, ``interrupted``, ``result``; each names its ``group``).
+A transport sends the driver's messages to a group and polls for the groups' messages
+(:mod:`nasrun.runtime.messages`); it also owns the driver's clock. Two implementations:
+
+* :class:`MpiTransport` - the groups are MPI ranks (wall clock);
+* :class:`~nasrun.runtime.local.LocalTransport` - N groups inside this process on a virtual
+  clock: the simulator, the Python API, ``nasrun run`` without mpirun, and tests.
+
+The driver is the same for both: one scheduling loop.
 """
 from __future__ import annotations
 
 import time
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, List, Optional
 
-from ..train.trainer import Control
-from .worker import TAG_CTRL, TAG_MSG, TAG_TASK, TrialRunner
+from . import messages as m
+from .clock import WallClock
+from .worker import TAG_CTRL, TAG_DECISION, TAG_MSG, TAG_TASK
 
 
 class Transport:
     groups: int = 0
+    clock: Any = WallClock()
+    #: whether idle groups need heartbeats (worker processes that give up on a silent rank 0)
+    heartbeats = False
+    #: whether the driver answers Progress with a Decision message (else: on_progress is called)
+    decisions_by_message = True
+    #: set by the driver: (Progress) -> stop? (transports that run trials synchronously)
+    on_progress: Optional[Callable[[m.Progress], bool]] = None
+    #: set by the driver: whether a flush was requested (a signal came)
+    should_flush: Callable[[], bool] = staticmethod(lambda: False)  # type: ignore[assignment]
 
-    def send_task(self, group: int, task: Dict[str, Any]) -> None:
+    def send(self, group: int, msg: Any) -> None:
         raise NotImplementedError
 
-    def send_flush(self, group: int) -> None:
-        raise NotImplementedError
-
-    def poll(self, timeout: float, spin: float = 0.0) -> List[Dict[str, Any]]:
+    def poll(self, timeout: float, spin: float = 0.0) -> List[Any]:
         """Messages from the groups, waiting up to ``timeout`` seconds for the first one; the
         first ``spin`` seconds may busy-wait (a result is expected that soon)."""
-        raise NotImplementedError
-
-    def stop(self, groups) -> None:
         raise NotImplementedError
 
     def abort(self, code: int) -> None:
@@ -36,21 +45,23 @@ class Transport:
 
 
 class MpiTransport(Transport):
+    heartbeats = True
+
     def __init__(self, world: Any, role):
         self.world, self.role = world, role
         self.groups = role.groups
+        self.clock = WallClock()
 
-    def send_task(self, group, task):
-        self.world.send(task, dest=self.role.leader_of(group), tag=TAG_TASK)
+    def send(self, group: int, msg: Any) -> None:
+        tag = TAG_CTRL if isinstance(msg, m.Flush) else \
+            TAG_DECISION if isinstance(msg, m.Decision) else TAG_TASK
+        self.world.send(msg, dest=self.role.leader_of(group), tag=tag)
 
-    def send_flush(self, group):
-        self.world.send({"kind": "flush"}, dest=self.role.leader_of(group), tag=TAG_CTRL)
-
-    def poll(self, timeout, spin=0.0):
+    def poll(self, timeout: float, spin: float = 0.0) -> List[Any]:
         from mpi4py import MPI
         end = time.monotonic() + timeout
         delay = 0.0005
-        out = []
+        out: List[Any] = []
         st = MPI.Status()
         # probe back to back while a result is due (the driver's estimate), then sleep a little
         # longer each time: Open MPI's blocking receive would keep a core busy all run long
@@ -65,48 +76,8 @@ class MpiTransport(Transport):
             time.sleep(delay)
             delay = min(delay * 1.5, 0.02)
 
-    def stop(self, groups):
-        for g in groups:
-            self.world.send({"kind": "stop"}, dest=self.role.leader_of(g), tag=TAG_TASK)
-
-    def abort(self, code):
+    def abort(self, code: int) -> None:
+        import sys
+        sys.stdout.flush()
+        sys.stderr.flush()
         self.world.Abort(code)
-
-
-class InProcessTransport(Transport):
-    """One group that runs in rank 0's own process (``nasrun run`` without mpirun, and tests).
-
-    A task runs to completion inside :meth:`poll`; ``should_flush`` is asked between training
-    steps (the driver points it at its signal flag).
-    """
-
-    groups = 1
-
-    def __init__(self, runner: TrialRunner):
-        self.runner = runner
-        self.task: Optional[Dict[str, Any]] = None
-        self.inbox: List[Dict[str, Any]] = [{"kind": "ready", "group": 0}]
-        self.should_flush: Callable[[], bool] = lambda: False
-
-    def send_task(self, group, task):
-        self.task = task
-
-    def send_flush(self, group):
-        pass  # should_flush already answers True
-
-    def poll(self, timeout, spin=0.0):
-        if self.task is not None:
-            task, self.task = self.task, None
-            tid = task["suggestion"]["trial_id"]
-            control = Control(flush_requested=lambda: self.should_flush(),
-                              send_checkpoint=lambda st: self.inbox.append(
-                                  {"kind": "checkpoint", "group": 0, "trial_id": tid, "state": st}))
-            msg = self.runner.run(task, control)
-            if msg is not None:
-                msg["group"] = 0
-                self.inbox.append(msg)
-        out, self.inbox = self.inbox, []
-        return out
-
-    def stop(self, groups):
-        pass

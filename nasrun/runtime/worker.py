@@ -1,56 +1,57 @@
-"""The worker side: a group receives a trial, runs the objective on all its ranks, reports.
+"""The worker side: a group receives a trial, runs the objective on its ranks, reports.
 
-Only the group's first rank (the leader) talks to rank 0. It forwards each task to the other
-ranks of the group over the group communicator, runs its share, and sends rank 0:
+Only the group's first rank (the leader) talks to rank 0. It forwards each message to the
+other ranks of the group, runs its share, and sends rank 0 :class:`~.messages.Checkpointed`
+(it wrote a model state itself: states never travel to rank 0), :class:`~.messages.Progress`
+(when a stopper watches the run), :class:`~.messages.Interrupted` (after a Flush) and
+:class:`~.messages.Result` (a failure carries the error and the failing rank's traceback).
 
-* ``checkpoint`` messages with the trial's :class:`~nasrun.store.ModelState` every
-  ``checkpoint.every_epochs`` epochs, but not more often than every ``checkpoint.every_seconds``
-  (rank 0 owns the single experiment file, so states travel to it rather than every group
-  writing files of its own: one writer, one atomic generation, nothing to merge on resume);
-* ``interrupted`` when rank 0 asked for the in-flight state (a signal), after the last state;
-* ``result`` with the :class:`~nasrun.trial.Outcome` (a failure carries the error and the
-  traceback from the failing rank) and, for multi-fidelity strategies, the final state.
+A trial's saved state is read by every rank of the group from the experiment's weights
+directory; the candidates come newest first and a damaged one is skipped (said in the
+result's ``note``), down to a fresh start when none can be read.
 
-Waiting is done by polling with short sleeps, not blocking receives: Open MPI's blocking
-receives spin a core, and idle ranks must not slow the training ranks they share a node with.
-
-Worker ranks ignore SIGTERM/SIGUSR1 (under mpirun/srun every rank may receive them; rank 0
-coordinates the checkpoint) unless rank 0 stays silent for a minute afterwards.
+Waiting is polling with short sleeps, not blocking receives (Open MPI's blocking receives spin a
+core). A worker waiting for work exits when it has heard nothing from rank 0 (no message, no
+heartbeat) for ``resources.orphan_timeout`` seconds: rank 0 is gone. Worker ranks ignore
+SIGTERM/SIGUSR1 (rank 0 coordinates the checkpoint).
 
 Test hooks (environment): ``NASRUN_INJECT_FAILURE="trial=1,kind=raise,rank=1"`` (kinds raise,
 nan, slow; several separated by ';') injects a failure into a training trial on one rank of its
 group; ``NASRUN_DEBUG_DIGEST_DIR=DIR`` makes every rank write the digest of its final
-parameters to ``DIR/trial<id>_rank<world rank>.txt``.
+parameters to ``DIR/trial<id>_rank<world rank>.txt``; ``NASRUN_TEST_PREPARE_DELAY="group=1,
+seconds=20"`` delays a group's start (a slow node).
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import sys
+import threading
 import time
 import traceback
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 from ..objectives import Objective, TrialContext
-from ..store.base import ModelState
+from ..store.base import ModelState, StateRef
+from ..store.states import AsyncStateWriter, StateError, StateStore
 from ..train.trainer import Control, Interrupted, TrialFailed
-from ..trial import Outcome, Suggestion
-from .signals import take_early
+from ..trial import Outcome
+from . import messages as m
 
-TAG_TASK, TAG_CTRL, TAG_MSG, TAG_GROUP = 11, 12, 13, 14
-
+TAG_TASK, TAG_CTRL, TAG_MSG, TAG_GROUP, TAG_DECISION = 11, 12, 13, 14, 15
 
 SPIN_SECONDS = 1e-3  # a worker probes without sleeping this long first (see poll_recv)
 
 
+class TimeLimit(Exception):
+    """A function objective ran past ``resources.trial_time_limit``."""
+
+
 def poll_recv(comm: Any, source: int, tag: int, give_up: Callable[[], bool] = lambda: False,
               spin: float = SPIN_SECONDS) -> Any:
-    """Receive without spinning a core: probe, then sleep a little longer each time (max 20 ms).
-
-    The first ``spin`` seconds probe back to back: rank 0 usually answers a finished trial within
-    a few hundred microseconds, and a sleep (0.5 ms, several ms on a loaded node) would then
-    dominate short trials. A worker spins at most this long per trial.
-    """
+    """Receive without spinning a core: probe, then sleep a little longer each time (max 20 ms);
+    None when ``give_up()`` says so first."""
     spin_end = time.monotonic() + spin
     while time.monotonic() < spin_end:
         if comm.Iprobe(source=source, tag=tag):
@@ -74,49 +75,156 @@ def parse_injections(text: Optional[str]) -> Dict[int, Dict[str, Any]]:
     return out
 
 
+def prepare_delay(group: Optional[int]) -> float:
+    """The test hook NASRUN_TEST_PREPARE_DELAY for this group (seconds, 0 when not set)."""
+    text = os.environ.get("NASRUN_TEST_PREPARE_DELAY")
+    if not text or group is None:
+        return 0.0
+    d = dict(kv.split("=", 1) for kv in text.split(","))
+    return float(d.get("seconds", 0)) if int(d.get("group", -1)) == group else 0.0
+
+
+class Hooks:
+    """How a running trial reaches rank 0 (set by the transport, used on the group's leader)."""
+
+    flush_requested: Callable[[], bool] = staticmethod(lambda: False)  # type: ignore[assignment]
+    checkpointed: Callable[[StateRef], None] = staticmethod(lambda ref: None)  # type: ignore[assignment]
+    progress: Callable[[int, int, Dict[str, float]], bool] = staticmethod(  # type: ignore[assignment]
+        lambda tid, epoch, metrics: False)
+
+
 class TrialRunner:
-    """Runs one task on this rank (every rank of the group, or the leader only)."""
+    """Runs one trial on this rank (every rank of the group, or the leader only)."""
 
-    def __init__(self, spec, objective: Objective, backend, device, comm=None, world_rank: int = 0,
-                 verbose: bool = False):
+    def __init__(self, spec, objective: Objective, backend, device, states: StateStore,
+                 comm=None, world_rank: int = 0, verbose: bool = False, wall_time_limit: bool = True):
         self.spec, self.objective, self.backend, self.device = spec, objective, backend, device
-        self.comm, self.world_rank, self.verbose = comm, world_rank, verbose
+        self.states, self.comm, self.world_rank, self.verbose = states, comm, world_rank, verbose
+        self.wall_time_limit = wall_time_limit
         self.inject = parse_injections(os.environ.get("NASRUN_INJECT_FAILURE"))
+        self.stall = 0.0  # seconds training waited for background state writes
 
-    def run(self, task: Dict[str, Any], control: Control) -> Optional[Dict[str, Any]]:
-        """The message for rank 0 (leader), or None (other ranks, or nothing to report)."""
-        s = Suggestion.from_dict(task["suggestion"])
+    def _load(self, task: m.RunTrial) -> tuple:
+        """(state or None, note) from the task's candidates, best first."""
+        notes: List[str] = []
+        for ref in task.states:
+            try:
+                return self.states.read(ref), "; ".join(notes + [f"continued from epoch {ref.epoch}"]
+                                                        if notes else notes)
+            except StateError as e:
+                notes.append(str(e))
+        if notes:
+            notes.append("no saved state could be used: the trial starts from scratch")
+        return None, "; ".join(notes)
+
+    def run(self, task: m.RunTrial, hooks: Hooks) -> Optional[Any]:
+        """The message for rank 0 (leader): Result or Interrupted; None on other ranks."""
+        s = task.suggestion
         leader = self.backend.rank == 0
         if not leader and not self.objective.distributed:
             return None
         r = self.spec.resources
+        writers: List[AsyncStateWriter] = []  # started on the first state to write
+        errors: List[str] = []
+
+        def writer() -> AsyncStateWriter:
+            if not writers:
+                writers.append(AsyncStateWriter(self.states))
+            return writers[0]
+
+        def drain(items) -> None:
+            for _tid, res in items:
+                if isinstance(res, StateRef):
+                    hooks.checkpointed(res)
+                else:
+                    errors.append(f"writing a model state failed: {res}")
+
+        def save_state(st: ModelState) -> None:
+            writer().submit(st)
+            drain(writer().done())
+
+        control = Control()
+        if leader:
+            control.flush_requested = hooks.flush_requested
+            control.save_state = save_state
+            if task.report_epochs:
+                control.report_epoch = lambda epoch, metrics: hooks.progress(s.trial_id, epoch, metrics)
         control.inject = self.inject.get(s.trial_id, {})
         control.every_epochs = self.spec.checkpoint.every_epochs
         control.every_seconds = self.spec.checkpoint.every_seconds
-        if r.trial_time_limit is not None:
-            control.deadline = time.monotonic() + r.trial_time_limit
-        ctx = TrialContext(s, self.backend, self.device, self.comm, task.get("state"), control,
-                           bool(task.get("keep_state")), self.spec.experiment.seed,
+        limit = r.trial_time_limit
+        if limit is not None:
+            control.deadline = time.monotonic() + limit
+        state, note = self._load(task)
+        ctx = TrialContext(s, self.backend, self.device, self.comm, state, control,
+                           bool(task.keep_state), self.spec.experiment.seed,
                            self.spec.objective.options)
         t0 = time.time()
+        final: Optional[StateRef] = None
         try:
-            res = self.objective.run(ctx)
-            outcome, state = res.outcome, res.state
+            with self._alarm(limit if (self.wall_time_limit and not self.objective.distributed) else None):
+                res = self.objective.run(ctx)
+            outcome = res.outcome
             self._write_digest(s.trial_id, res.digest)
+            if leader and task.keep_state and res.state is not None:
+                writer().submit(res.state)
+                for _tid, got in writer().wait():
+                    if isinstance(got, StateRef) and got.epoch == res.state.epoch \
+                            and got.trial_id == res.state.trial_id:
+                        final = got
+                    elif isinstance(got, StateRef):
+                        hooks.checkpointed(got)
+                    else:
+                        errors.append(f"writing the final model state failed: {got}")
         except Interrupted:
-            return {"kind": "interrupted", "trial_id": s.trial_id} if leader else None
+            for w in writers:
+                drain(w.wait())
+                w.close()
+            return m.Interrupted(-1, s.trial_id) if leader else None
+        except TimeLimit:
+            outcome = Outcome.failure(s.trial_id, f"time limit ({limit:g}s) exceeded")
         except TrialFailed as e:
-            outcome, state = Outcome.failure(s.trial_id, str(e)), None
+            outcome = Outcome.failure(s.trial_id, str(e))
         except Exception as e:  # noqa: BLE001 - any error in a child is a failed trial
             outcome = Outcome.failure(s.trial_id, "".join(
                 traceback.format_exception(type(e), e, e.__traceback__)))
-            state = None
+        for w in writers:
+            drain(w.wait())
+            self.stall += w.stall
+            w.close()
+        if outcome.ok and limit is not None and self.wall_time_limit and time.time() - t0 > limit:
+            outcome = Outcome.failure(s.trial_id, f"time limit ({limit:g}s) exceeded "
+                                      f"(the trial took {time.time() - t0:.1f}s)")
         if self.verbose:
             print(f"[rank {self.world_rank}] trial {s.trial_id}: {outcome.status} in "
                   f"{time.time() - t0:.1f}s", file=sys.stderr, flush=True)
         if not leader:
             return None
-        return {"kind": "result", "trial_id": s.trial_id, "outcome": outcome.to_dict(), "state": state}
+        if errors and outcome.ok:
+            note = "; ".join([note] + errors if note else errors)
+        return m.Result(-1, outcome, final if outcome.ok else None, note)
+
+    def _alarm(self, limit: Optional[float]):
+        """Raise TimeLimit in this (main) thread after ``limit`` seconds."""
+        import contextlib
+
+        @contextlib.contextmanager
+        def cm():
+            if limit is None or threading.current_thread() is not threading.main_thread():
+                yield
+                return
+
+            def fire(signum, frame):
+                raise TimeLimit()
+
+            old = signal.signal(signal.SIGALRM, fire)
+            signal.setitimer(signal.ITIMER_REAL, float(limit))
+            try:
+                yield
+            finally:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+                signal.signal(signal.SIGALRM, old)
+        return cm()
 
     def _write_digest(self, trial_id: int, digest: Optional[str]) -> None:
         d = os.environ.get("NASRUN_DEBUG_DIGEST_DIR")
@@ -125,75 +233,86 @@ class TrialRunner:
                 f.write(digest)
 
 
-class _SignalWatch:
-    """Worker ranks: note signals instead of dying; give up when rank 0 stays silent after one."""
+class _Watch:
+    """Worker ranks: signals are noted, not obeyed; rank 0 silent for ``patience`` s = gone."""
 
-    def __init__(self, patience: float = 60.0):
-        self.seen: Optional[float] = None
+    def __init__(self, patience: float):
         self.last_contact = time.monotonic()
         self.patience = patience
         for sig in (signal.SIGTERM, signal.SIGUSR1):
             try:
-                signal.signal(sig, self._note)
+                signal.signal(sig, lambda signum, frame: None)
             except ValueError:  # not the main thread (tests)
                 pass
-        if take_early():
-            self.seen = time.monotonic()
-
-    def _note(self, signum, frame):
-        self.seen = time.monotonic()
 
     def contact(self) -> None:
         self.last_contact = time.monotonic()
 
     def orphaned(self) -> bool:
-        return (self.seen is not None and time.monotonic() - max(self.seen, self.last_contact)
-                > self.patience)
+        return time.monotonic() - self.last_contact > self.patience
 
 
-def worker_loop(world: Any, role, runner: TrialRunner) -> int:
-    """Serve tasks until rank 0 says stop; the return value is the process's exit code."""
-    watch = _SignalWatch()
+def worker_loop(world: Any, role, runner: TrialRunner, orphan_timeout: float = 600.0) -> int:
+    """Serve trials until rank 0 says stop; the process's exit code (75 when rank 0 is gone)."""
+    from .signals import take_early
+    take_early()
+    watch = _Watch(orphan_timeout)
     gcomm = role.group_comm
     leader = role.is_leader
     members = range(1, gcomm.Get_size())
+    delay = prepare_delay(role.group)
+    if delay:
+        time.sleep(delay)
     runner.objective.prepare()
+    watch.contact()
     if leader:
-        world.send({"kind": "ready", "group": role.group}, dest=0, tag=TAG_MSG)
+        world.send(m.Ready(role.group), dest=0, tag=TAG_MSG)
     while True:
         if leader:
             task = poll_recv(world, 0, TAG_TASK, watch.orphaned)
             if task is None:
-                task = {"kind": "stop"}
+                print(f"nasrun: worker group {role.group}: no word from rank 0 for "
+                      f"{orphan_timeout:g} s; it is gone, exiting", file=sys.stderr, flush=True)
+                task = m.Stop()
+                code = 75
+            else:
+                code = 0
             watch.contact()
-            for m in members:
-                gcomm.send(task, dest=m, tag=TAG_GROUP)
+            for k in members:
+                gcomm.send(task, dest=k, tag=TAG_GROUP)
         else:
             task = poll_recv(gcomm, 0, TAG_GROUP, watch.orphaned)
             if task is None:
                 return 75
-        if task["kind"] == "stop":
-            break
+            code = 0
+            watch.contact()
+        if isinstance(task, m.Stop):
+            return code
+        if isinstance(task, m.Heartbeat):
+            continue
         while leader and world.Iprobe(source=0, tag=TAG_CTRL):  # stale requests of a finished trial
             world.recv(source=0, tag=TAG_CTRL)
-        control = Control()
+        hooks = Hooks()
         if leader:
-            tid = task["suggestion"]["trial_id"]
-
             def flush_requested() -> bool:
-                if world.Iprobe(source=0, tag=TAG_CTRL):
-                    world.recv(source=0, tag=TAG_CTRL)
-                    return True
-                return False
+                got = False
+                while world.Iprobe(source=0, tag=TAG_CTRL):
+                    got = isinstance(world.recv(source=0, tag=TAG_CTRL), m.Flush) or got
+                return got
 
-            def send_checkpoint(state: ModelState) -> None:
-                world.send({"kind": "checkpoint", "group": role.group, "trial_id": tid, "state": state},
-                           dest=0, tag=TAG_MSG)
+            def checkpointed(ref: StateRef) -> None:
+                world.send(m.Checkpointed(role.group, ref), dest=0, tag=TAG_MSG)
 
-            control.flush_requested = flush_requested
-            control.send_checkpoint = send_checkpoint
-        msg = runner.run(task, control)
+            def progress(tid: int, epoch: int, metrics: Dict[str, float]) -> bool:
+                world.send(m.Progress(role.group, tid, epoch, metrics), dest=0, tag=TAG_MSG)
+                end = time.monotonic() + orphan_timeout
+                d = poll_recv(world, 0, TAG_DECISION, lambda: time.monotonic() > end)
+                return bool(d is not None and d.stop)
+
+            hooks.flush_requested = flush_requested  # type: ignore[assignment]
+            hooks.checkpointed = checkpointed  # type: ignore[assignment]
+            hooks.progress = progress  # type: ignore[assignment]
+        msg = runner.run(task, hooks)
+        watch.contact()
         if leader and msg is not None:
-            msg["group"] = role.group
-            world.send(msg, dest=0, tag=TAG_MSG)
-    return 0
+            world.send(dataclasses.replace(msg, group=role.group), dest=0, tag=TAG_MSG)

@@ -256,6 +256,21 @@ class ConstraintSpec:
 
 
 @dataclass(frozen=True)
+class DurationSpec:
+    """How long a trial would train, for ``nasrun simulate`` of a function objective: the value
+    of a metric the function returns (``metric: train_seconds``), or a constant per full
+    budget (``seconds: 600``; a multi-fidelity trial takes its share of the budget)."""
+
+    metric: Optional[str] = None
+    seconds: Optional[float] = field(None, gt=0.0)
+
+    def _check(self, path, ctx, data):
+        if (self.metric is None) == (self.seconds is None):
+            raise ctx.error("give one of 'metric' (a metric the function returns) or 'seconds'",
+                            path, data)
+
+
+@dataclass(frozen=True)
 class ObjectiveSpec:
     type: Literal["train", "table", "function"] = "train"
     # One objective: metric/mode. Several: objectives (metric/mode are then the first one's).
@@ -278,6 +293,7 @@ class ObjectiveSpec:
                                     pattern_help="expected 'module:function'")
     python_path: List[str] = field([])
     options: Dict[str, Any] = field({})
+    duration: Optional[DurationSpec] = None  # simulated training time (nasrun simulate)
 
     def __post_init__(self):
         if self.objectives:  # metric/mode always name the first (main) objective
@@ -306,8 +322,9 @@ class ObjectiveSpec:
         if self.type == "function" and not self.function:
             raise ctx.error("an objective of type function needs 'function: module:function'",
                             join(path, "function"), data)
-        if self.type == "table" and self.path is not None and not os.path.isdir(os.path.expanduser(self.path)):
-            raise ctx.error(f"benchmark directory not found: {self.path}", join(path, "path"), data, "path")
+        if self.type == "table" and self.path is not None and not os.path.exists(os.path.expanduser(self.path)):
+            raise ctx.error(f"benchmark table not found: {self.path} (a directory holding the "
+                            "tables, or a table file)", join(path, "path"), data, "path")
 
 
 @dataclass(frozen=True)
@@ -315,10 +332,13 @@ class BudgetSpec:
     max_trials: Optional[int] = field(20, min=1)
     max_seconds: Optional[float] = field(None, gt=0.0)
     target: Optional[float] = None  # stop when the best metric reaches this value
+    max_epochs: Optional[float] = field(None, gt=0.0)  # training work: epochs summed over trials
 
     def _check(self, path, ctx, data):
-        if self.max_trials is None and self.max_seconds is None and self.target is None:
-            raise ctx.error("the search needs an end: set max_trials, max_seconds or target", path, data)
+        if self.max_trials is None and self.max_seconds is None and self.target is None \
+                and self.max_epochs is None:
+            raise ctx.error("the search needs an end: set max_trials, max_seconds, max_epochs or "
+                            "target", path, data)
 
 
 @dataclass(frozen=True)
@@ -330,6 +350,12 @@ class ResourcesSpec:
     trial_time_limit: Optional[float] = field(None, gt=0.0)  # seconds
     max_consecutive_failures: int = field(5, min=1)
     threads_per_rank: Optional[int] = field(None, min=1)
+    # a trial in flight when its rank died (or the job was killed) this many times is failed
+    max_attempts: int = field(2, min=1)
+    # a worker waiting for work exits after this long without a word from rank 0 (seconds)
+    orphan_timeout: float = field(600.0, gt=0.0)
+    # at the end of a run, how long rank 0 waits for groups still starting up (seconds)
+    shutdown_grace: float = field(60.0, gt=0.0)
 
 
 @dataclass(frozen=True)

@@ -42,7 +42,8 @@ def array_line(arr: np.ndarray) -> str:
 
 
 def text_line(value: Any, shape: Tuple[int, ...]) -> str:
-    return f"str|{list(shape)}|{_crc(json.dumps(value, ensure_ascii=False).encode('utf-8'))}"
+    data = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    return f"str|{list(shape)}|{_crc(data.encode('utf-8', 'surrogatepass'))}"
 
 
 def attr_line(value: Any) -> str:

@@ -32,7 +32,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from ..multiobjective import Constraint, Objective, feasible, oriented, scalarize
+from ..multiobjective import Constraint, Objective, Scorer
 from ..space import SearchSpace
 from ..trial import FINISHED, WAIT, AskStatus, Outcome, Suggestion
 
@@ -75,6 +75,7 @@ class Strategy(abc.ABC):
                              "or evolution for several, or scalarize them (objective.scalarize: true)")
         self.constraints: List[Constraint] = list(constraints)
         self.scalarize = bool(scalarize)
+        self.scorer = Scorer(self.objectives, self.constraints, self.scalarize)
         unknown = set(options) - set(self.options)
         if unknown:
             raise ValueError(f"{type(self).__name__}: unknown options {sorted(unknown)}")
@@ -106,22 +107,19 @@ class Strategy(abc.ABC):
     # -- shared helpers --------------------------------------------------------------------
     def score(self, outcome: Outcome) -> Optional[float]:
         """Higher is better; None for a failed, incomplete or infeasible outcome."""
-        if self.constraints and not feasible(outcome, self.constraints):
-            return None
-        if self.scalarize:
-            p = oriented(outcome, self.objectives)
-            return None if p is None else scalarize(p, [o.weight for o in self.objectives])
-        v = outcome.value(self.metric)
-        if v is None:
-            return None
-        return v if self.mode == "max" else -v
+        return self.scorer.score(outcome)
 
     def point(self, outcome: Outcome) -> Optional[Tuple[float, ...]]:
         """The outcome's oriented objective values (higher is better), None when it is failed,
         incomplete or infeasible."""
-        if self.constraints and not feasible(outcome, self.constraints):
-            return None
-        return oriented(outcome, self.objectives)
+        return self.scorer.point(outcome)
+
+    def promotable(self, trial_id: int) -> bool:
+        """Whether a decision of this strategy may still continue finished trial ``trial_id``
+        from its saved model state (a multi-fidelity promotion). The runtime deletes a state as
+        soon as no such decision can use it; False (the default) for strategies that never
+        continue a trial."""
+        return False
 
     @property
     def pareto(self) -> bool:

@@ -34,7 +34,7 @@ from .datasets import Data
 from .models import count_macs, count_params
 
 HYPERPARAMETERS = ("lr", "optimizer", "momentum", "weight_decay", "batch_size")
-ERR, TIMEOUT, FLUSH = 0, 1, 2
+ERR, TIMEOUT, FLUSH, STOP = 0, 1, 2, 3
 
 
 class TrialFailed(Exception):
@@ -137,7 +137,9 @@ class Control:
     """How the trainer talks to the outside (only the group's first rank uses these)."""
 
     flush_requested: Callable[[], bool] = lambda: False
-    send_checkpoint: Callable[[ModelState], None] = lambda st: None
+    save_state: Callable[[ModelState], None] = lambda st: None  # written in the background
+    # after each epoch, when set: (epoch, metrics) -> True to stop the trial early (a stopper)
+    report_epoch: Optional[Callable[[int, Dict[str, float]], bool]] = None
     every_epochs: int = 1
     every_seconds: float = 60.0
     deadline: Optional[float] = None  # time.monotonic() value after which the trial fails
@@ -150,6 +152,7 @@ class TrainResult:
     curve: List[Dict[str, float]]
     state: Optional[ModelState]
     digest: str
+    stopped_at: Optional[int] = None  # the epoch after which a stopper ended training
 
 
 class _Step:
@@ -237,6 +240,7 @@ def train_trial(suggestion: Suggestion, model: nn.Module, data: Data, recipe: Re
     samples = 0
     last_sent, last_sent_epoch = -math.inf, start_epoch
     state: Optional[ModelState] = None
+    stopped_at: Optional[int] = None
     for epoch in range(start_epoch, recipe.epochs):
         t0 = time.perf_counter()
         model.train()
@@ -273,7 +277,7 @@ def train_trial(suggestion: Suggestion, model: nn.Module, data: Data, recipe: Re
             if any(status):
                 if status[FLUSH] and not status[ERR] and not status[TIMEOUT] and leader:
                     if state is not None and state.epoch > last_sent_epoch:
-                        control.send_checkpoint(state)
+                        control.save_state(state)
                 _agree_failure(status, err, comm, rank, time_limit_note)
             opt.step()
             loss_sum += float(loss.detach()) * len(bi)
@@ -292,6 +296,10 @@ def train_trial(suggestion: Suggestion, model: nn.Module, data: Data, recipe: Re
                       "valid_accuracy": v_acc, "seconds": dt})
         if leader and control.deadline is not None and time.monotonic() > control.deadline:
             status[TIMEOUT] = 1.0
+        status.append(0.0)  # STOP: a stopper ends the trial after this epoch
+        if leader and control.report_epoch is not None and not status[ERR] and epoch + 1 < recipe.epochs:
+            if control.report_epoch(epoch + 1, dict(curve[-1])):
+                status[STOP] = 1.0
         if size > 1:
             flags_t = torch.tensor(status, device=device)
             backend.allreduce_sum(flags_t)
@@ -305,22 +313,26 @@ def train_trial(suggestion: Suggestion, model: nn.Module, data: Data, recipe: Re
             state = export_state(suggestion.trial_id, epoch + 1, model, opt, meta)
             now = time.monotonic()
             due = (epoch + 1) % control.every_epochs == 0 and now - last_sent >= control.every_seconds
-            if due and epoch + 1 < recipe.epochs:
-                control.send_checkpoint(state)
+            if due and epoch + 1 < recipe.epochs and not status[STOP]:
+                control.save_state(state)
                 last_sent, last_sent_epoch = now, epoch + 1
+        if status[STOP]:
+            stopped_at = epoch + 1
+            break
     final = curve[-1] if curve else {}
     shape = data.input_shape
     metrics = {"valid_accuracy": final.get("valid_accuracy", float("nan")),
                "valid_loss": final.get("valid_loss", float("nan")),
                "train_loss": final.get("train_loss", float("nan")),
                "params": float(count_params(model)), "macs": float(count_macs(model, shape)),
-               "epochs": float(recipe.epochs), "train_seconds": train_seconds,
+               "epochs": float(stopped_at or recipe.epochs), "train_seconds": train_seconds,
                "samples_per_second": samples * size / max(1e-9, sum(
-                   c["seconds"] for c in curve[len(curve) - (recipe.epochs - start_epoch):]))}
+                   c["seconds"] for c in curve[start_epoch:]))}
     if leader and keep_state and state is None:
-        state = export_state(suggestion.trial_id, recipe.epochs, model, opt,
+        state = export_state(suggestion.trial_id, stopped_at or recipe.epochs, model, opt,
                              {"curve": [dict(c) for c in curve], "train_seconds": train_seconds})
-    return TrainResult(metrics, curve, state if (leader and keep_state) else None, params_digest(model))
+    return TrainResult(metrics, curve, state if (leader and keep_state) else None,
+                       params_digest(model), stopped_at)
 
 
 def _mean_over_group(backend: Backend, total: float, count: int, device) -> float:
