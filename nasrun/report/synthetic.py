@@ -12,7 +12,9 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
-from ..store.base import DONE, FAILED, QUEUED, RUNNING, Snapshot, TrialRecord
+from dataclasses import dataclass, field
+
+from ..store.base import DONE, FAILED, QUEUED, RUNNING, TrialRecord
 from ..trial import Outcome, Suggestion
 
 T0 = 1.7e9
@@ -36,8 +38,22 @@ def _curve(rng: np.random.Generator, quality: float, epochs: int) -> List[Dict[s
     return out
 
 
+@dataclass
+class SyntheticRun:
+    spec_text: str
+    trials: List[TrialRecord]
+    runtime: Dict[str, float] = field(default_factory=dict)
+    jobs: List[str] = field(default_factory=list)
+
+    def write(self, directory: str, commit_every: Optional[int] = 16):
+        """Write it as an experiment in ``directory`` (through the real HDF5 store)."""
+        from ..store.sample import write_experiment
+        return write_experiment(directory, self.trials, self.spec_text, self.runtime, self.jobs,
+                                commit_every)
+
+
 def synthetic_run(n_trials: int = 60, groups: int = 4, seed: int = 0, spec: Optional[str] = None,
-                  running: int = 2, queued: int = 1, now: Optional[float] = None) -> Snapshot:
+                  running: int = 2, queued: int = 1, now: Optional[float] = None) -> SyntheticRun:
     """``n_trials`` finished trials (about 10% failed) then ``running`` and ``queued`` ones.
 
     Times are shifted so that the last trial event is 30 s before ``now`` (default: the current
@@ -96,6 +112,5 @@ def synthetic_run(n_trials: int = 60, groups: int = 4, seed: int = 0, spec: Opti
     for t in trials:
         t.start = None if t.start is None else t.start + shift
         t.end = None if t.end is None else t.end + shift
-    runtime = {"elapsed_seconds": last - T0 + 32.0, "slurm_jobs": ["1000", "1001"]}
-    return Snapshot(spec if spec is not None else spec_text(), "0.1.0", trials, {"next_id": total},
-                    runtime, {})
+    runtime = {"elapsed_seconds": last - T0 + 32.0}
+    return SyntheticRun(spec if spec is not None else spec_text(), trials, runtime, ["1000", "1001"])

@@ -1,14 +1,20 @@
-"""A realistic Snapshot for tests, benchmarks and the writer used in crash tests."""
+"""Experiments made on purpose, for tests, benchmarks and the crash tests' writer.
+
+:func:`write_experiment` turns a list of trial records into the events a run would have
+logged and writes them through a store (committing every ``commit_every`` finished trials);
+:func:`sample_records` makes records in every status.
+"""
 from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Iterable, List, Optional
 
 import numpy as np
 
 from ..trial import Outcome, Suggestion
-from .base import DONE, FAILED, QUEUED, RUNNING, ModelState, Snapshot, TrialRecord
+from .base import DONE, FAILED, QUEUED, RUNNING, ModelState, TrialRecord
+from .events import Asked, Finished, JobStarted, Started, StateSaved
 
 SPEC = """experiment: {name: sample, seed: 0}
 space: {builtin: chain}
@@ -17,13 +23,9 @@ budget: {max_trials: 12}
 """
 
 
-def sample_snapshot(step: int = 0, n_trials: int = 8, model_params: int = 1000,
-                    spec_text: Optional[str] = None) -> Snapshot:
-    """A snapshot with trials in every status, nested strategy/runtime state and model states.
-
-    ``step`` makes it distinct (tests check which save a load returned): it is stored in
-    ``runtime_state['step']`` and changes the model tensors' values.
-    """
+def sample_records(n_trials: int = 8, step: int = 0) -> List[TrialRecord]:
+    """Trials in every status (done, failed, running, queued, in turn) with configs, budgets,
+    promotions, info, metrics, curves and tracebacks; ``step`` changes the metric values."""
     trials = []
     statuses = [DONE, FAILED, RUNNING, QUEUED]
     for i in range(n_trials):
@@ -33,41 +35,74 @@ def sample_snapshot(step: int = 0, n_trials: int = 8, model_params: int = 1000,
                          info={"rung": i % 3, "bracket": [0, 1]})
         outcome = None
         if st == DONE:
-            outcome = Outcome(i, DONE, {"valid_accuracy": 0.5 + i / 100, "params": 1000 + i},
-                              tuple({"epoch": e, "valid_accuracy": 0.1 * e} for e in range(3)))
+            outcome = Outcome(i, DONE, {"valid_accuracy": 0.5 + i / 100 + step / 1000,
+                                        "params": 1000.0 + i},
+                              tuple({"epoch": float(e), "valid_accuracy": 0.1 * e} for e in range(3)))
         elif st == FAILED:
             outcome = Outcome.failure(i, f"RuntimeError: CUDA out of memory (trial {i})\nTraceback...")
         trials.append(TrialRecord(sug, st, outcome, group=(i % 2 if st != QUEUED else None),
                                   start=(1.7e9 + i if st != QUEUED else None),
                                   end=(1.7e9 + 10 + i if st in (DONE, FAILED) else None),
                                   job_id=("123" if st in (DONE, FAILED) else None)))
-    strategy_state = {
-        "next_id": n_trials, "rng": {"bit_generator": "PCG64", "state": {"state": str(2 ** 100 + step),
-                                                                          "inc": str(3 ** 70)},
-                                     "has_uint32": 0, "uinteger": 0},
-        "pending": [t.suggestion.to_dict() for t in trials if t.status in (RUNNING, QUEUED)],
-        "strategy": {"population": [{"config": {"op": "skip"}, "score": 0.5, "age": np.int64(3)}],
-                     "weights": np.arange(12, dtype=np.float64).reshape(3, 4) * step,
-                     "history": (1, 2.5, "x"), "by_trial": {0: [1, 2], 7: []},
-                     "mask": np.array([True, False]), "empty": np.zeros((0, 2), np.float32)},
-    }
-    runtime_state = {"step": step, "elapsed": 12.5 * step,
-                     "jobs": [{"job_id": "123", "start": 1.7e9, "end": 1.7e9 + 3600,
-                               "reason": "time limit"}, {"job_id": "124", "start": 1.7e9 + 3700}],
-                     "rng": {"python": [3, list(range(5)), None], "numpy": np.arange(4, dtype=np.uint32)}}
-    models: Dict[int, ModelState] = {}
-    for t in trials:
-        if t.status == RUNNING or (t.status == DONE and t.trial_id % 3 == 0):
-            g = np.random.default_rng(1000 * step + t.trial_id)
-            models[t.trial_id] = ModelState(t.trial_id, epoch=1 + step, tensors={
-                "conv1.weight": g.standard_normal(model_params).astype(np.float32),
-                "fc/bias": g.standard_normal(10),
-                "bn.num_batches_tracked": np.array(7 + step, dtype=np.int64),
-                "empty": np.zeros((0,), np.float32)},
-                meta={"curve": [{"loss": 1.0}], "optimizer": {"lr": 0.01, "step": 5},
-                      "rng": g.integers(0, 2 ** 32, 4, dtype=np.uint64)})
-    return Snapshot(spec_text if spec_text is not None else SPEC, "0.1.0", trials, strategy_state,
-                    runtime_state, models)
+    return trials
+
+
+def sample_state(trial_id: int, epoch: int = 1, params: int = 1000, seed: int = 0) -> ModelState:
+    """A model state with tensors of several dtypes (an empty one too) and nested meta."""
+    g = np.random.default_rng(1000 * seed + trial_id)
+    return ModelState(trial_id, epoch, tensors={
+        "conv1.weight": g.standard_normal(params).astype(np.float32),
+        "fc/bias": g.standard_normal(10),
+        "bn.num_batches_tracked": np.array(7 + epoch, dtype=np.int64),
+        "empty": np.zeros((0,), np.float32)},
+        meta={"curve": [{"loss": 1.0}], "optimizer": {"lr": 0.01, "step": 5},
+              "rng": g.integers(0, 2 ** 32, 4, dtype=np.uint64)})
+
+
+def events_of(records: Iterable[TrialRecord], first_seq: int = 0) -> List[Any]:
+    """The events that leave a store holding ``records`` (in trial id order)."""
+    out: List[Any] = []
+    seq = first_seq
+    for r in sorted(records, key=lambda r: r.trial_id):
+        out.append(Asked(seq, r.suggestion))
+        seq += 1
+        if r.start is not None or r.status in (RUNNING, DONE, FAILED):
+            out.append(Started(r.trial_id, -1 if r.group is None else r.group,
+                               r.start if r.start is not None else 0.0))
+        if r.status in (DONE, FAILED):
+            o = r.outcome or Outcome.failure(r.trial_id, "failed")
+            out.append(Finished(seq, o, r.end if r.end is not None else 0.0, r.job_id))
+            seq += 1
+    return out
+
+
+def write_experiment(store: Any, records: Iterable[TrialRecord], spec_text: str = SPEC,
+                     runtime: Optional[Dict[str, Any]] = None, jobs: Iterable[str] = (),
+                     commit_every: Optional[int] = None,
+                     states: Optional[Dict[int, ModelState]] = None, version: str = "test") -> Any:
+    """Write ``records`` into ``store`` (an HDF5Store, a MemoryStore or a directory) as a run
+    would have: one event per change, commits every ``commit_every`` finished trials and at
+    the end (strategy state: an empty snapshot). ``states``: model states to write and keep
+    (per trial id). Returns the store (its writer lock released)."""
+    if isinstance(store, str):
+        from .hdf5 import open_store
+        store = open_store(store)
+    store.begin(spec_text, version, None)
+    store.commit(dict(runtime or {}), (-1, {}))
+    for j in jobs:
+        store.log(JobStarted(str(j)))
+    n = 0
+    for e in events_of(records):
+        store.log(e)
+        if isinstance(e, Finished):
+            n += 1
+            if commit_every and n % commit_every == 0:
+                store.commit(dict(runtime or {}))
+    for tid, ms in (states or {}).items():
+        store.log(StateSaved(store.states.write(ms)))
+    store.commit(dict(runtime or {}))
+    store.close()
+    return store
 
 
 def difference(a: Any, b: Any, where: str = "") -> Optional[str]:
