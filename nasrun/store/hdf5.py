@@ -87,6 +87,45 @@ class _Bad(Exception):
     """Why one file cannot be used."""
 
 
+def _short(e: Exception) -> str:
+    """An h5py/HDF5 error's reason without its dump of internals."""
+    text = str(e)
+    for key in ("error message = '", "errno = "):
+        if key in text:
+            rest = text.split(key, 1)[1]
+            return rest.split("'", 1)[0] if key.endswith("'") else "errno " + rest.split(",", 1)[0]
+    return text.splitlines()[0][:200] if text else type(e).__name__
+
+
+class _InMemory:
+    """Build an HDF5 file in memory, then write its bytes to ``path`` with plain os.write
+    (one clear OSError when the disk is full or read-only; HDF5 never sees a failed write)."""
+
+    def __init__(self, path: str):
+        self.path = path
+
+    def __enter__(self) -> h5py.File:
+        self.f = h5py.File(f"{self.path}.mem", "w", driver="core", backing_store=False)
+        return self.f
+
+    def __exit__(self, kind, value, tb) -> bool:
+        try:
+            if kind is None:
+                self.f.flush()
+                data = self.f.id.get_file_image()
+        finally:
+            self.f.close()
+        if kind is None:
+            fd = os.open(self.path, os.O_WRONLY | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0))
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view):]
+            finally:
+                os.close(fd)
+        return False
+
+
 def _fsync_path(path: str) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -409,9 +448,10 @@ class HDF5Store(Store):
             except OSError as e:
                 raise StorageError(self._io_problem("fsync the journal", e)) from None
 
-    def _io_problem(self, what: str, e: OSError) -> str:
+    def _io_problem(self, what: str, e: Exception) -> str:
         good = f" (generation {self.generation})" if self.generation else ""
-        return (f"cannot {what} in {self.dir}: {e.strerror or e}. What was written before is "
+        why = getattr(e, "strerror", None) or _short(e)
+        return (f"cannot {what} in {self.dir}: {why}. What was written before is "
                 f"intact: the last good checkpoint{good} and the journal up to this event; "
                 "free space / fix permissions and `nasrun resume` the experiment")
 
@@ -420,7 +460,7 @@ class HDF5Store(Store):
         t0 = time.perf_counter()
         try:
             self._commit(runtime, strategy)
-        except OSError as e:
+        except (OSError, RuntimeError) as e:  # h5py reports failed writes as RuntimeError too
             raise StorageError(self._io_problem("write the checkpoint", e)) from None
         self.timings["commit"] += time.perf_counter() - t0
         self.commits += 1
@@ -465,7 +505,7 @@ class HDF5Store(Store):
     def _write_segment(self, block: Dict[str, Any], level: int, gen: int, prefix: str = "seg") -> Dict[str, Any]:
         tmp = exclusive_tmp(self.segments_dir, prefix)
         try:
-            with h5py.File(tmp, "w", locking=False) as f:
+            with _InMemory(tmp) as f:
                 w = Writer(f)
                 for k, v in [("format", SEGMENT_FORMAT), ("format_version", FORMAT_VERSION),
                              ("rows", columns.rows(block)), ("level", level)]:
@@ -505,7 +545,7 @@ class HDF5Store(Store):
         text, arrays = codec.encode(sd, "strategy_state")
         tmp = exclusive_tmp(self.segments_dir, "strategy")
         try:
-            with h5py.File(tmp, "w", locking=False) as f:
+            with _InMemory(tmp) as f:
                 w = Writer(f)
                 for k, v in [("format", STRATEGY_FORMAT), ("format_version", FORMAT_VERSION),
                              ("seq", int(seq))]:
@@ -527,7 +567,7 @@ class HDF5Store(Store):
 
     def _write_main(self, tmp: str, runtime: Dict[str, Any], gen: int) -> None:
         st = self.state
-        with h5py.File(tmp, "w", locking=False) as f:
+        with _InMemory(tmp) as f:
             w = Writer(f)
             for k, val in [("format", MAIN_FORMAT), ("format_version", FORMAT_VERSION),
                            ("nasrun_version", self._version), ("spec", self._spec_text),

@@ -54,9 +54,7 @@ class WriterLock:
             return "gone"
         host, pid = owner.get("host"), owner.get("pid")
         if host == socket.gethostname() and isinstance(pid, int):
-            if pid == os.getpid():
-                return "ours"
-            if not _alive(pid):
+            if pid != os.getpid() and not _alive(pid):
                 return f"its owner (pid {pid} on {host}) is not running"
         if age > self.stale_after:
             return f"not refreshed for {age:.0f} s"

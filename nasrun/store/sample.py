@@ -31,7 +31,7 @@ def sample_records(n_trials: int = 8, step: int = 0) -> List[TrialRecord]:
     for i in range(n_trials):
         st = statuses[i % 4]
         sug = Suggestion(i, {"op": ["conv3x3", "skip"][i % 2], "lr": 10 ** -(1 + i % 3), "layers": i},
-                         budget=[None, 3, 9.0][i % 3], resume_from=(i - 1 if i % 3 == 2 else None),
+                         budget=[None, 3.0, 9.0][i % 3], resume_from=(i - 1 if i % 3 == 2 else None),
                          info={"rung": i % 3, "bracket": [0, 1]})
         outcome = None
         if st == DONE:
