@@ -9,3 +9,55 @@ def score(config, context):
     if context.trial_id in context.options.get("signal_trials", []):
         os.kill(os.getpid(), signal.SIGTERM)
     return {"valid_accuracy": 1.0 / (1 + config["num_layers"]), "seen_state": float(context.state is not None)}
+
+
+def timed(config, context):
+    """A deterministic score with a simulated training time (the train_seconds metric)."""
+    opts = context.options
+    tid = context.trial_id
+    if tid in opts.get("signal_trials", []):
+        os.kill(os.getpid(), signal.SIGUSR1)
+    if tid in opts.get("fail_trials", []):
+        raise ValueError(f"planned failure of trial {tid}")
+    layers = config.get("num_layers", 1)
+    acc = 1.0 / (1 + layers) + 0.001 * (tid % 7)
+    if tid in opts.get("nan_trials", []):
+        acc = float("nan")
+    seconds = opts.get("seconds", 10.0) + 7.0 * layers + (tid % 5)
+    return {"valid_accuracy": acc, "train_seconds": seconds,
+            "seen_state": float(context.state is not None)}
+
+
+def sleeper(config, context):
+    import time
+    time.sleep(context.options.get("sleep", 0.0))
+    return {"valid_accuracy": 0.5}
+
+
+SIGNALLED: set = set()
+
+
+def stateful(config, context):
+    """Trains ``budget`` (or options.epochs) fake epochs, saving a state after each and reporting
+    each epoch; continues from the state it is given. The metric grows with the epochs."""
+    import numpy as np
+
+    from nasrun.store import ModelState
+    epochs = int(context.budget or context.options.get("epochs", 3))
+    start = context.state.epoch if context.state is not None else 0
+    w = context.state.tensors["w"].copy() if context.state is not None else np.zeros(4)
+    quality = 1.0 / (1 + config.get("num_layers", 1)) + 0.01 * config.get("x", 0)
+    acc = 0.0
+    for e in range(start + 1, epochs + 1):
+        w = w + 1.0
+        acc = quality * (1 - 0.5 ** e)
+        context.save_state(ModelState(context.trial_id, e, {"w": w}, {"curve": []}))
+        key = (context.options.get("run_key"), context.trial_id)
+        if e == 1 and context.trial_id in context.options.get("signal_trials", []) \
+                and key not in SIGNALLED:
+            SIGNALLED.add(key)  # once per process and run: the resumed run does not signal again
+            os.kill(os.getpid(), signal.SIGUSR1)
+        if context.report(e, {"valid_accuracy": acc}):
+            break
+    return {"valid_accuracy": acc, "start_epoch": float(start), "w0": float(w[0]),
+            "train_seconds": 5.0 * (epochs - start)}

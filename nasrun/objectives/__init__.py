@@ -92,8 +92,11 @@ class FunctionContext:
         self.options, self.state, self._control = options, state, control
         self.stopped_at: Optional[int] = None
         self.curve: list = []
+        self.last_state: Optional[ModelState] = None
 
     def save_state(self, state: ModelState) -> None:
+        """Checkpoint ``state`` (the last one saved is also the trial's final state)."""
+        self.last_state = state
         if self._control is not None:
             self._control.save_state(state)
 
@@ -139,12 +142,12 @@ class FunctionObjective(Objective):
         res = self.fn(dict(s.config), fc)
         if isinstance(res, Outcome):
             return TrialResult(Outcome(s.trial_id, res.status, res.metrics, res.curve or tuple(fc.curve),
-                                       res.error, res.stopped_at or fc.stopped_at))
+                                       res.error, res.stopped_at or fc.stopped_at), fc.last_state)
         if not isinstance(res, Mapping):
             raise TypeError(f"objective function returned {type(res).__name__}, expected a mapping "
                             "of metric name to number")
         return TrialResult(Outcome(s.trial_id, DONE, {k: float(v) for k, v in res.items()},
-                                   tuple(fc.curve), stopped_at=fc.stopped_at))
+                                   tuple(fc.curve), stopped_at=fc.stopped_at), fc.last_state)
 
 
 def make_objective(spec) -> Objective:

@@ -534,7 +534,8 @@ class Driver:
         self.cpu["tell"] += dt
         self._strategy_cpu += dt
         for old in list(st.refs.get(tid, [])):  # in-flight checkpoints are not needed any more
-            self._drop(old)
+            if state is None or old.file != state.file:
+                self._drop(old)
         if state is not None:
             self.log(ev.StateSaved(state))
         self.log(ev.Finished(seq, outcome, self.clock.time(), st.jobs[-1] if st.jobs else None,

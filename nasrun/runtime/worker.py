@@ -132,14 +132,21 @@ class TrialRunner:
                 writers.append(AsyncStateWriter(self.states))
             return writers[0]
 
+        written: Dict[int, StateRef] = {}  # epoch -> reference of the states written
+
         def drain(items) -> None:
             for _tid, res in items:
                 if isinstance(res, StateRef):
+                    written[res.epoch] = res
                     hooks.checkpointed(res)
                 else:
                     errors.append(f"writing a model state failed: {res}")
 
+        submitted: List[ModelState] = []
+
         def save_state(st: ModelState) -> None:
+            submitted.append(st)
+            del submitted[:-1]
             writer().submit(st)
             drain(writer().done())
 
@@ -167,15 +174,19 @@ class TrialRunner:
             outcome = res.outcome
             self._write_digest(s.trial_id, res.digest)
             if leader and task.keep_state and res.state is not None:
-                writer().submit(res.state)
-                for _tid, got in writer().wait():
-                    if isinstance(got, StateRef) and got.epoch == res.state.epoch \
-                            and got.trial_id == res.state.trial_id:
-                        final = got
-                    elif isinstance(got, StateRef):
-                        hooks.checkpointed(got)
-                    else:
-                        errors.append(f"writing the final model state failed: {got}")
+                if submitted and submitted[-1] is res.state:  # its last checkpoint: written once
+                    drain(writer().wait())
+                    final = written.get(res.state.epoch)
+                else:
+                    writer().submit(res.state)
+                    for _tid, got in writer().wait():
+                        if isinstance(got, StateRef) and got.epoch == res.state.epoch:
+                            written[got.epoch] = got
+                            final = got
+                        elif isinstance(got, StateRef):
+                            hooks.checkpointed(got)
+                        else:
+                            errors.append(f"writing the final model state failed: {got}")
         except Interrupted:
             for w in writers:
                 drain(w.wait())

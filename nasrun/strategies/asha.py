@@ -17,6 +17,9 @@ from .base import Strategy
 from .fidelity import check_fidelity, rung_budgets
 
 
+STATE_WINDOW = 10
+
+
 class ASHA(Strategy):
     options = {"min_budget": 1.0, "max_budget": 81.0, "eta": 3.0}
     multi_fidelity = True
@@ -52,6 +55,19 @@ class ASHA(Strategy):
                  "promoted": False}
         keys = [(-r["score"], r["trial_id"]) for r in rung]
         rung.insert(bisect.bisect(keys, (-entry["score"], entry["trial_id"])), entry)
+
+    def promotable(self, trial_id: int) -> bool:
+        """A trial below the top rung may still be promoted from its saved state while it ranks
+        within ``STATE_WINDOW`` places of its rung's promotion threshold (``floor(n / eta)``); a
+        trial further down is released: were it promoted later after all, it would restart
+        from scratch (the decisions are the same, only the compute differs). That bounds the
+        states kept to about STATE_WINDOW per rung instead of every trial ever told."""
+        for k, rung in enumerate(self.rungs[:-1]):
+            for rank, r in enumerate(rung):
+                if r["trial_id"] == trial_id:
+                    top = int(math.floor(len(rung) / float(self.opts["eta"]) + 1e-9))
+                    return not r["promoted"] and rank < top + STATE_WINDOW
+        return False
 
     def _state(self) -> Dict[str, Any]:
         return {"rungs": [[dict(r) for r in rung] for rung in self.rungs]}

@@ -107,6 +107,15 @@ class Hyperband(Strategy):
         br["queue"] = [{"config": r["config"], "resume_from": r["trial_id"]} for r in ranked[:k]]
         br["results"] = []
 
+    def promotable(self, trial_id: int) -> bool:
+        """A told trial may be promoted while its bracket's rung is open (or it waits in the
+        queue of promotions); once the rung is decided, the others are released."""
+        for br in self.brackets:
+            if any(r["trial_id"] == trial_id for r in br["results"]) or \
+                    any(q["resume_from"] == trial_id for q in br["queue"]):
+                return True
+        return False
+
     def _state(self) -> Dict[str, Any]:
         return {"brackets": _copy(self.brackets), "iteration": self.iteration}
 
