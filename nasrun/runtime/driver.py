@@ -559,6 +559,8 @@ class Driver:
             wall = self.clock.monotonic() - started
             self._mean_trial = wall if self._mean_trial is None else 0.9 * self._mean_trial + 0.1 * wall
         self._report(rec, group, dur, note)
+        if os.environ.get("NASRUN_TEST_DRIVER_BUG") == str(tid):  # test hook: a bug on rank 0
+            raise RuntimeError(f"NASRUN_TEST_DRIVER_BUG: a planted bug after trial {tid}")
         cap = self.spec.resources.max_consecutive_failures
         if st.consecutive_failures >= cap:
             self.commit(snapshot=True)
