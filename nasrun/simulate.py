@@ -44,6 +44,7 @@ class SimResult:
     overhead_us: float = 0.0  # rank-0 CPU per trial (everything the driver did)
     commits_per_trial: float = 0.0
     stats: Dict[str, Any] = field(default_factory=dict)
+    best_trial: Optional[int] = None  # the trial id of the final pick (nasrun.view's best)
 
     @property
     def final(self) -> tuple:
@@ -91,6 +92,7 @@ class SimResult:
         valid, test = self.final
         return {"strategy": self.strategy, "seed": self.seed, "workers": self.workers,
                 "trials": len(self.trials), "final_metric": valid, "final_test": test,
+                "best_trial": self.best_trial,
                 "makespan": self.makespan, "utilization": self.utilization,
                 "overhead_us": self.overhead_us, "commits_per_trial": self.commits_per_trial,
                 "trajectory": [list(p) for p in self.trajectory]}
@@ -211,6 +213,7 @@ def simulate_run(spec, groups: int = 8, budget_seconds: Optional[float] = None,
         if best is not None:
             res.trajectory.append((r.end, n, best[1].outcome.value(view.metric),
                                    best[1].outcome.metrics.get(test_metric, math.nan), epochs))
+            res.best_trial = best[1].trial_id
     return res
 
 
