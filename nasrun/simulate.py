@@ -114,7 +114,16 @@ def _duration(spec) -> Any:
     if d is not None and d.seconds is not None:
         from .runtime.driver import full_epochs
         full = full_epochs(spec)
-        return lambda outcome, s, wall: d.seconds * (1.0 if s.budget is None else float(s.budget) / full)
+        reached: Dict[int, float] = {}
+
+        def share(outcome, s, wall):
+            """The budget's share of ``seconds``; a promoted trial (``resume_from``) continues
+            the earlier one's training and takes the extra epochs only (as the table does)."""
+            epochs = full if s.budget is None else float(s.budget)
+            reached[s.trial_id] = epochs
+            done = reached.get(s.resume_from, 0.0) if s.resume_from is not None else 0.0
+            return d.seconds * max(0.0, epochs - done) / full
+        return share
 
     def reported(outcome, s, wall):
         v = outcome.metrics.get("train_seconds")
