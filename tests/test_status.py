@@ -128,3 +128,65 @@ def test_bad_input_is_exit_2_without_traceback(tmp_path, case, message):
     assert r.exit_code == 2
     assert message in r.output and str(target) in r.output
     assert "Traceback" not in r.output and isinstance(r.exception, SystemExit)
+
+
+def big_experiment(n=20_000):
+    """``n`` finished trials (every 7th failed; a third trained to budget 3 only; ``params`` for
+    a constraint, which the most accurate trial violates), then 3 running and 2 queued, over
+    8 groups."""
+    from nasrun.store.base import DONE, FAILED, QUEUED, RUNNING, TrialRecord
+    from nasrun.trial import Outcome, Suggestion
+    rng = np.random.default_rng(7)
+    acc, params = rng.uniform(0.1, 0.95, n + 5), rng.uniform(1e4, 1e6, n + 5)
+    acc[12_345], params[12_345] = 0.99, 9e5  # the most accurate trial violates the constraint
+    out = []
+    for i in range(n + 5):
+        status = DONE if i % 7 else FAILED
+        if i >= n:
+            status = RUNNING if i < n + 3 else QUEUED
+        sug = Suggestion(i, {"op": ["conv", "skip"][i % 2], "w": int(params[i] // 1000)},
+                         budget=3.0 if i % 3 == 1 else None)
+        outcome = (Outcome(i, DONE, {"valid_accuracy": float(acc[i]), "params": float(params[i])})
+                   if status == DONE else
+                   Outcome.failure(i, f"RuntimeError: trial {i} diverged\nTraceback...")
+                   if status == FAILED else None)
+        live = status in (RUNNING, QUEUED)
+        out.append(TrialRecord(sug, status, outcome, None if status == QUEUED else i % 8,
+                               None if status == QUEUED else 1000.0 + 10 * i,
+                               None if live else 1000.0 + 10 * i + 9, None if live else "5"))
+    return out
+
+
+def test_status_of_a_big_experiment_reads_the_right_numbers(tmp_path):
+    from nasrun.commands.status import experiment_status
+    spec = ("experiment: {name: big}\nobjective: {metric: valid_accuracy, mode: max, "
+            "constraints: [{metric: params, max: 5.0e5}]}\nbudget: {max_trials: 30000}\n")
+    records = big_experiment()
+    write_experiment(str(tmp_path), records, spec, runtime={"elapsed_seconds": 2e5}, jobs=["5"],
+                     commit_every=2000)
+    from nasrun.report import open_experiment
+    st = open_experiment(str(tmp_path)).state  # status reads these blocks column-wise
+    assert len(st.table) == 20_000 and len(st.table.blocks) > 1 and not st.fresh
+    rep = experiment_status(str(tmp_path), top=5)
+    n_failed = len(range(0, 20_000, 7))
+    assert rep["trials"] == {"total": 20_005, "done": 20_000 - n_failed, "running": 3, "queued": 2,
+                             "failed": n_failed}
+    # best, computed here from the records: full budget first, feasible only, then accuracy
+    ok = [r for r in records if r.status == "done" and r.outcome.metrics["params"] <= 5e5]
+    expect = sorted(ok, key=lambda r: (r.suggestion.budget is None, r.outcome.metrics["valid_accuracy"],
+                                       -r.trial_id), reverse=True)[:5]
+    assert [b["trial_id"] for b in rep["best"]] == [r.trial_id for r in expect]
+    assert rep["best"][0]["valid_accuracy"] == expect[0].outcome.metrics["valid_accuracy"]
+    assert rep["best"][0]["config"] == expect[0].suggestion.config and rep["best"][0]["budget"] is None
+    by_metric = max((r for r in records if r.status == "done"),
+                    key=lambda r: r.outcome.metrics["valid_accuracy"])
+    assert by_metric.trial_id == 12_345 and 12_345 not in [b["trial_id"] for b in rep["best"]]
+    last_failed = [i for i in range(19_999, -1, -1) if i % 7 == 0][:5]
+    assert [f["trial_id"] for f in rep["failures"]] == last_failed
+    assert rep["failures"][0]["error"] == f"RuntimeError: trial {last_failed[0]} diverged"
+    assert rep["jobs"] == ["5"] and rep["elapsed_seconds"] == 2e5
+    assert rep["progress"]["fraction"] == pytest.approx(20_000 / 30_000)
+    groups = {g["group"]: g for g in rep["utilization"]["groups"]}
+    assert sorted(groups) == list(range(8))
+    assert sum(g["trials"] for g in groups.values()) == 20_003  # the queued ones have no group
+    assert sum(g["failed"] for g in groups.values()) == n_failed
