@@ -82,9 +82,11 @@ def _objective_keys(objective: Optional[Mapping[str, Any]], options: dict) -> di
         d = dict(x) if isinstance(x, Mapping) else {k: getattr(x, k) for k in keys}
         return {k: v for k, v in d.items() if v is not None}
     if "objectives" in options:
-        out["objectives"] = [plain(o, ("metric", "mode", "weight")) for o in options.pop("objectives")]
+        out["objectives"] = [plain(o, ("metric", "mode", "weight"))
+                             for o in options.pop("objectives")]
     if "constraints" in options:
-        out["constraints"] = [plain(c, ("metric", "min", "max")) for c in options.pop("constraints")]
+        out["constraints"] = [plain(c, ("metric", "min", "max"))
+                              for c in options.pop("constraints")]
     if "scalarize" in options:
         out["scalarize"] = bool(options.pop("scalarize"))
     return out
