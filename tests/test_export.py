@@ -97,7 +97,8 @@ def test_export_best_matches_nasrun_network_and_logged_accuracy(experiment, tmp_
     res = export_trial(str(run), str(tmp_path / "out"))
     trials, models = stored(run)
     rec = trials[res.trial_id]
-    assert res.weights and res.value == max(r.outcome.value("valid_accuracy") or 0 for r in trials.values())
+    assert res.weights
+    assert res.value == max(r.outcome.value("valid_accuracy") or 0 for r in trials.values())
     assert sorted(os.listdir(tmp_path / "out")) == ["README.md", "model.py", "recipe.json", "train.py",
                                                    "weights.pt", "weights.safetensors"]
     # the exported module (loaded from its file) and nasrun's own network: same outputs, same weights
@@ -108,7 +109,8 @@ def test_export_best_matches_nasrun_network_and_logged_accuracy(experiment, tmp_
     exported = mod.load()
     data = load_dataset(spec.objective.dataset, spec.experiment.seed)
     ours = build_model("chain", spec.space.options, rec.suggestion.config, data.input_shape, 10)
-    ours.load_state_dict({k[6:]: torch.from_numpy(v) for k, v in models[res.trial_id].tensors.items()
+    tensors = models[res.trial_id].tensors
+    ours.load_state_dict({k[6:]: torch.from_numpy(v) for k, v in tensors.items()
                           if k.startswith("model/")})
     ours.eval()
     with torch.no_grad():
@@ -170,7 +172,8 @@ def test_bad_input_clear_messages_exit_2(experiment, tmp_path):
         assert "Traceback" not in r.stderr + r.output
     # an experiment whose only trial failed; a non-empty output directory
     trials, _ = stored(run)
-    write_experiment(str(tmp_path / "failed"), [r for r in trials.values() if r.status == FAILED], text)
+    failed = [r for r in trials.values() if r.status == FAILED]
+    write_experiment(str(tmp_path / "failed"), failed, text)
     r = _cli([str(tmp_path / "failed"), "--out", out])
     assert r.exit_code == 2 and "no finished trial to export (1 trials, 1 failed)" in r.stderr
     os.makedirs(out, exist_ok=True)
@@ -188,8 +191,8 @@ space: {builtin: nb201}
 objective: {type: table}
 """
     cfg = parse_spec(text).make_space().sample(np.random.default_rng(0))
-    write_experiment(str(tmp_path / "t"),
-                     [TrialRecord(Suggestion(0, cfg), DONE, Outcome(0, "done", {"valid_accuracy": 91.0}))], text)
+    done = TrialRecord(Suggestion(0, cfg), DONE, Outcome(0, "done", {"valid_accuracy": 91.0}))
+    write_experiment(str(tmp_path / "t"), [done], text)
     res = export_trial(str(tmp_path / "t"), str(tmp_path / "o"))
     assert not res.weights and "no network was trained" in res.warnings[0]
     rec = json.loads((tmp_path / "o" / "recipe.json").read_text())

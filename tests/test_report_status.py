@@ -24,7 +24,8 @@ def tiny(directory, extra=(), elapsed=150.0):
     trials = [rec(0, DONE, 0, 100.0, 160.0, 0.5), rec(1, FAILED, 1, 110.0, 140.0),
               rec(2, DONE, 0, 170.0, 230.0, 0.7), rec(3, DONE, 1, 150.0, 210.0, 0.6),
               rec(4, QUEUED, None, None, None), *extra]
-    write_experiment(str(directory), trials, SPEC, runtime={"elapsed_seconds": elapsed}, jobs=["77"])
+    write_experiment(str(directory), trials, SPEC, runtime={"elapsed_seconds": elapsed},
+                     jobs=["77"])
 
 
 def status(*args):

@@ -22,7 +22,8 @@ def write_sample(directory, spec_text=None, generations=2, n_trials=8, **kw):
     kw = {"runtime": {"elapsed_seconds": 25.0}, "jobs": ["123", "124"], **kw}
     if spec_text is not None:
         kw["spec_text"] = spec_text
-    write_experiment(open_store(str(directory), generations), sample_records(n_trials, step=2), **kw)
+    write_experiment(open_store(str(directory), generations), sample_records(n_trials, step=2),
+                     **kw)
 
 
 @pytest.fixture
@@ -173,11 +174,13 @@ def test_status_of_a_big_experiment_reads_the_right_numbers(tmp_path):
                              "failed": n_failed}
     # best, computed here from the records: full budget first, feasible only, then accuracy
     ok = [r for r in records if r.status == "done" and r.outcome.metrics["params"] <= 5e5]
-    expect = sorted(ok, key=lambda r: (r.suggestion.budget is None, r.outcome.metrics["valid_accuracy"],
-                                       -r.trial_id), reverse=True)[:5]
+    expect = sorted(ok, key=lambda r: (r.suggestion.budget is None,
+                                       r.outcome.metrics["valid_accuracy"], -r.trial_id),
+                    reverse=True)[:5]
     assert [b["trial_id"] for b in rep["best"]] == [r.trial_id for r in expect]
     assert rep["best"][0]["valid_accuracy"] == expect[0].outcome.metrics["valid_accuracy"]
-    assert rep["best"][0]["config"] == expect[0].suggestion.config and rep["best"][0]["budget"] is None
+    assert rep["best"][0]["config"] == expect[0].suggestion.config
+    assert rep["best"][0]["budget"] is None
     by_metric = max((r for r in records if r.status == "done"),
                     key=lambda r: r.outcome.metrics["valid_accuracy"])
     assert by_metric.trial_id == 12_345 and 12_345 not in [b["trial_id"] for b in rep["best"]]
