@@ -72,6 +72,26 @@ def _spec_text(space: SearchSpace, strategy: str, n_trials: int, seed: int, metr
     return json.dumps(doc)
 
 
+def _objective_keys(objective: Optional[Mapping[str, Any]], options: dict) -> dict:
+    """The spec's objective keys, with the ``objectives``, ``constraints`` and ``scalarize``
+    keywords of :func:`optimize` (Objective / Constraint values or mappings) moved there from
+    the strategy's ``options``."""
+    out = dict(objective or {})
+
+    def plain(x: Any, keys) -> dict:
+        d = dict(x) if isinstance(x, Mapping) else {k: getattr(x, k) for k in keys}
+        return {k: v for k, v in d.items() if v is not None}
+    if "objectives" in options:
+        out["objectives"] = [plain(o, ("metric", "mode", "weight"))
+                             for o in options.pop("objectives")]
+    if "constraints" in options:
+        out["constraints"] = [plain(c, ("metric", "min", "max"))
+                              for c in options.pop("constraints")]
+    if "scalarize" in options:
+        out["scalarize"] = bool(options.pop("scalarize"))
+    return out
+
+
 def _placeholder(config, context):  # pragma: no cover - replaced by the caller's function
     raise RuntimeError("nasrun.api runs the function given to optimize()")
 
@@ -83,7 +103,9 @@ def optimize(objective_fn: Callable[..., Any],
              directory: Optional[str] = None, store: str = "hdf5",
              objective: Optional[Mapping[str, Any]] = None, **options: Any) -> List[Trial]:
     """Run ``n_trials`` trials of ``strategy`` (a registered name) and return them in the order
-    they finished. ``objective``: extra spec keys of the objective (e.g. a fidelity range)."""
+    they finished. ``objective``: extra spec keys of the objective (e.g. a fidelity range);
+    ``objectives``, ``constraints`` (:mod:`nasrun.multiobjective` values or mappings) and
+    ``scalarize`` go there too; the other ``options`` are the strategy's."""
     import torch
 
     from .runtime.driver import Driver
@@ -94,6 +116,7 @@ def optimize(objective_fn: Callable[..., Any],
     from .train.backends import LocalBackend
     if not isinstance(space, SearchSpace):
         space = SearchSpace.from_dict(space)
+    objective = _objective_keys(objective, options)
     tmp = tempfile.TemporaryDirectory(prefix="nasrun-api-") if directory is None else None
     where = directory or tmp.name
     try:

@@ -44,6 +44,7 @@ class SimResult:
     overhead_us: float = 0.0  # rank-0 CPU per trial (everything the driver did)
     commits_per_trial: float = 0.0
     stats: Dict[str, Any] = field(default_factory=dict)
+    best_trial: Optional[int] = None  # the trial id of the final pick (nasrun.view's best)
 
     @property
     def final(self) -> tuple:
@@ -91,6 +92,7 @@ class SimResult:
         valid, test = self.final
         return {"strategy": self.strategy, "seed": self.seed, "workers": self.workers,
                 "trials": len(self.trials), "final_metric": valid, "final_test": test,
+                "best_trial": self.best_trial,
                 "makespan": self.makespan, "utilization": self.utilization,
                 "overhead_us": self.overhead_us, "commits_per_trial": self.commits_per_trial,
                 "trajectory": [list(p) for p in self.trajectory]}
@@ -112,7 +114,16 @@ def _duration(spec) -> Any:
     if d is not None and d.seconds is not None:
         from .runtime.driver import full_epochs
         full = full_epochs(spec)
-        return lambda outcome, s, wall: d.seconds * (1.0 if s.budget is None else float(s.budget) / full)
+        reached: Dict[int, float] = {}
+
+        def share(outcome, s, wall):
+            """The budget's share of ``seconds``; a promoted trial (``resume_from``) continues
+            the earlier one's training and takes the extra epochs only (as the table does)."""
+            epochs = full if s.budget is None else float(s.budget)
+            reached[s.trial_id] = epochs
+            done = reached.get(s.resume_from, 0.0) if s.resume_from is not None else 0.0
+            return d.seconds * max(0.0, epochs - done) / full
+        return share
 
     def reported(outcome, s, wall):
         v = outcome.metrics.get("train_seconds")
@@ -211,6 +222,7 @@ def simulate_run(spec, groups: int = 8, budget_seconds: Optional[float] = None,
         if best is not None:
             res.trajectory.append((r.end, n, best[1].outcome.value(view.metric),
                                    best[1].outcome.metrics.get(test_metric, math.nan), epochs))
+            res.best_trial = best[1].trial_id
     return res
 
 

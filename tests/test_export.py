@@ -12,10 +12,11 @@ from click.testing import CliRunner
 
 from conftest import mpi_env, mpirun
 from nasrun.cli import main
-from nasrun.export import export_trial
+from nasrun.export import export_trial, load_experiment
 from nasrun.runtime.api import run_experiment
 from nasrun.spec import parse_spec
 from nasrun.store import DONE, FAILED, open_store
+from nasrun.store.sample import write_experiment
 from nasrun.train.datasets import load_dataset
 from nasrun.train.models import build_model
 
@@ -26,6 +27,13 @@ class FakeComm:
 
     def Get_size(self):
         return 1
+
+
+def stored(run):
+    """(trials by id, kept model states by trial id) as ``nasrun export`` reads them."""
+    exp, _, _ = load_experiment(str(run))
+    kept = {tid: exp.models.get(tid) for tid in sorted(open_store(str(run)).load().state.refs)}
+    return {r.trial_id: r for r in exp.trials}, kept
 
 
 def digits_spec(out, trials=4, epochs=2, keep_best=2, strategy="random", extra=""):
@@ -69,24 +77,28 @@ def experiment(tmp_path_factory):
 
 def test_keep_best_keeps_final_weights_of_the_best_finished_trials(experiment):
     run, _ = experiment
-    snap = open_store(str(run)).load()
-    st = {r.trial_id: r for r in snap.trials}
+    st, models = stored(run)
     assert st[1].status == FAILED and all(st[i].status == DONE for i in (0, 2, 3))
     acc = {i: st[i].outcome.metrics["valid_accuracy"] for i in (0, 2, 3)}
     best2 = sorted(acc, key=lambda i: (-acc[i], i))[:2]
-    assert sorted(snap.models) == sorted(best2)  # keep_best: 2, the others evicted
+    assert sorted(models) == sorted(best2)  # keep_best: 2, the others evicted
     for tid in best2:
-        assert snap.models[tid].epoch == 2
-        assert snap.models[tid].meta["input_shape"] == [1, 8, 8]
+        assert models[tid].epoch == 2
+        assert models[tid].meta["input_shape"] == [1, 8, 8]
+    # the evicted states' files are gone too: the weights directory holds the kept ones only
+    names = sorted(n for n in os.listdir(run / "experiment.weights") if n.endswith(".h5"))
+    refs = open_store(str(run)).load().state.refs
+    assert names == sorted(r.file for tid in best2 for r in refs[tid])
 
 
 def test_export_best_matches_nasrun_network_and_logged_accuracy(experiment, tmp_path):
     run, text = experiment
     spec = parse_spec(text)
     res = export_trial(str(run), str(tmp_path / "out"))
-    snap = open_store(str(run)).load()
-    rec = {r.trial_id: r for r in snap.trials}[res.trial_id]
-    assert res.weights and res.value == max(r.outcome.value("valid_accuracy") or 0 for r in snap.trials)
+    trials, models = stored(run)
+    rec = trials[res.trial_id]
+    assert res.weights
+    assert res.value == max(r.outcome.value("valid_accuracy") or 0 for r in trials.values())
     assert sorted(os.listdir(tmp_path / "out")) == ["README.md", "model.py", "recipe.json", "train.py",
                                                    "weights.pt", "weights.safetensors"]
     # the exported module (loaded from its file) and nasrun's own network: same outputs, same weights
@@ -97,7 +109,8 @@ def test_export_best_matches_nasrun_network_and_logged_accuracy(experiment, tmp_
     exported = mod.load()
     data = load_dataset(spec.objective.dataset, spec.experiment.seed)
     ours = build_model("chain", spec.space.options, rec.suggestion.config, data.input_shape, 10)
-    ours.load_state_dict({k[6:]: torch.from_numpy(v) for k, v in snap.models[res.trial_id].tensors.items()
+    tensors = models[res.trial_id].tensors
+    ours.load_state_dict({k[6:]: torch.from_numpy(v) for k, v in tensors.items()
                           if k.startswith("model/")})
     ours.eval()
     with torch.no_grad():
@@ -119,8 +132,8 @@ def test_export_best_matches_nasrun_network_and_logged_accuracy(experiment, tmp_
 
 def test_export_without_weights_and_require_weights(experiment, tmp_path):
     run, _ = experiment
-    snap = open_store(str(run)).load()
-    evicted = [r.trial_id for r in snap.trials if r.status == DONE and r.trial_id not in snap.models]
+    trials, models = stored(run)
+    evicted = [t for t, r in trials.items() if r.status == DONE and t not in models]
     assert evicted
     r = CliRunner().invoke(main, ["export", str(run), "--trial", str(evicted[0]),
                                                   "--out", str(tmp_path / "a")])
@@ -158,11 +171,9 @@ def test_bad_input_clear_messages_exit_2(experiment, tmp_path):
         assert msg in r.stderr, (args, r.stderr)
         assert "Traceback" not in r.stderr + r.output
     # an experiment whose only trial failed; a non-empty output directory
-    snap = open_store(str(run)).load()
-    snap.trials = [r for r in snap.trials if r.status == FAILED]
-    snap.models = {}
-    (tmp_path / "failed").mkdir()
-    open_store(str(tmp_path / "failed")).save(snap)
+    trials, _ = stored(run)
+    failed = [r for r in trials.values() if r.status == FAILED]
+    write_experiment(str(tmp_path / "failed"), failed, text)
     r = _cli([str(tmp_path / "failed"), "--out", out])
     assert r.exit_code == 2 and "no finished trial to export (1 trials, 1 failed)" in r.stderr
     os.makedirs(out, exist_ok=True)
@@ -172,7 +183,7 @@ def test_bad_input_clear_messages_exit_2(experiment, tmp_path):
 
 
 def test_table_objective_exports_architecture_only(tmp_path):
-    from nasrun.store import Snapshot, TrialRecord
+    from nasrun.store import TrialRecord
     from nasrun.trial import Outcome, Suggestion
     text = """
 experiment: {name: tab}
@@ -180,8 +191,8 @@ space: {builtin: nb201}
 objective: {type: table}
 """
     cfg = parse_spec(text).make_space().sample(np.random.default_rng(0))
-    snap = Snapshot(text, "0", [TrialRecord(Suggestion(0, cfg), DONE, Outcome(0, "done", {"valid_accuracy": 91.0}))])
-    open_store(str(tmp_path / "t")).save(snap)
+    done = TrialRecord(Suggestion(0, cfg), DONE, Outcome(0, "done", {"valid_accuracy": 91.0}))
+    write_experiment(str(tmp_path / "t"), [done], text)
     res = export_trial(str(tmp_path / "t"), str(tmp_path / "o"))
     assert not res.weights and "no network was trained" in res.warnings[0]
     rec = json.loads((tmp_path / "o" / "recipe.json").read_text())
@@ -228,10 +239,10 @@ def test_mpi_run_then_export_best_reproduces_accuracy_without_nasrun(tmp_path):
     e = subprocess.run([sys.executable, "-m", "nasrun", "export", str(tmp_path / "run"), "--best", "--out",
                         str(tmp_path / "out")], env=env, capture_output=True, text=True, timeout=120)
     assert e.returncode == 0, e.stderr
-    snap = open_store(str(tmp_path / "run")).load()
-    done = [r for r in snap.trials if r.status == DONE]
+    trials, models = stored(tmp_path / "run")
+    done = [r for r in trials.values() if r.status == DONE]
     best = max(done, key=lambda r: (r.outcome.metrics["valid_accuracy"], -r.trial_id))
-    assert f"exported trial {best.trial_id} " in e.stdout and list(snap.models) == [best.trial_id]
+    assert f"exported trial {best.trial_id} " in e.stdout and list(models) == [best.trial_id]
     spec = parse_spec(text)
     data = load_dataset(spec.objective.dataset, spec.experiment.seed)
     np.savez(tmp_path / "valid.npz", x=data.x_valid.numpy(), y=data.y_valid.numpy())

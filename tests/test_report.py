@@ -14,9 +14,8 @@ from nasrun.cli import main
 from nasrun.errors import UserInputError
 from nasrun.report import find_trial, open_experiment
 from nasrun.report.synthetic import spec_text, synthetic_run
-from nasrun.store import open_store
-from nasrun.store.base import DONE, FAILED, QUEUED, Snapshot, TrialRecord
-from nasrun.store.sample import sample_snapshot
+from nasrun.store.base import DONE, FAILED, QUEUED, TrialRecord
+from nasrun.store.sample import sample_records, write_experiment
 from nasrun.trial import Outcome, Suggestion
 
 PLOTS = ["best_vs_time.png", "best_vs_trials.png", "trials_vs_time.png", "utilization.png",
@@ -45,11 +44,21 @@ def check_png(path):
 
 
 def hdf5_trials(run_dir):
-    """The trials table read straight from the HDF5 datasets (not through the store)."""
+    """The trials table read straight from the HDF5 files with plain h5py (not through the
+    store), in trial id order: the rows of every segment the main file lists, then ``/live``."""
+    cols = {k: [] for k in ("id", "status", "metric", "group")}
+
+    def add(group):
+        for k in cols:
+            values = group[k][()].tolist()
+            cols[k] += [x.decode() if isinstance(x, bytes) else x for x in values]
     with h5py.File(run_dir / "experiment.h5", "r") as f:
-        text = lambda k: [x.decode() if isinstance(x, bytes) else x for x in f[f"trials/{k}"][()]]  # noqa: E731
-        return (f["trials/id"][()].tolist(), text("status"), f["trials/metric"][()].tolist(),
-                f["trials/group"][()].tolist())
+        for seg in json.loads(f["segments"].asstr()[()]):
+            with h5py.File(run_dir / "experiment.segments" / seg["file"], "r") as g:
+                add(g["trials"])
+        add(f["live"])
+    order = sorted(range(len(cols["id"])), key=lambda i: cols["id"][i])
+    return tuple([cols[k][i] for i in order] for k in ("id", "status", "metric", "group"))
 
 
 def check_csv_matches_hdf5(run_dir, out):
@@ -70,11 +79,13 @@ def check_csv_matches_hdf5(run_dir, out):
 @pytest.fixture
 def synthetic_dir(tmp_path):
     d = tmp_path / "run"
-    open_store(str(d)).save(synthetic_run(60, groups=4, seed=3))
-    return d
+    run = synthetic_run(60, groups=4, seed=3)
+    run.write(str(d))
+    return d, run
 
 
 def test_synthetic_run_full_report(synthetic_dir, tmp_path):
+    synthetic_dir, run = synthetic_dir
     out = tmp_path / "out"
     r = report(synthetic_dir, "--out", out, "--top", 7, "--html")
     assert r.exit_code == 0, r.output
@@ -83,9 +94,8 @@ def test_synthetic_run_full_report(synthetic_dir, tmp_path):
         assert str(out / name) in r.output
     assert "wrote 10 files" in r.output and "skipped" not in r.output
     rows = check_csv_matches_hdf5(synthetic_dir, out)
-    snap = open_store(str(synthetic_dir)).load(models=False)
     assert len(rows) == 63 and {r["status"] for r in rows} == {"done", "failed", "running", "queued"}
-    by_id = {t.trial_id: t for t in snap.trials}
+    by_id = {t.trial_id: t for t in run.trials}  # what was written
     for r in rows:  # every metric is a column; config and errors are faithful
         t = by_id[int(r["id"])]
         assert json.loads(r["config"]) == dict(t.suggestion.config)
@@ -115,7 +125,7 @@ def test_synthetic_run_full_report(synthetic_dir, tmp_path):
 
 def test_min_mode_leaderboard(tmp_path):
     spec = spec_text(metric="valid_loss", mode="min")
-    open_store(str(tmp_path)).save(synthetic_run(40, seed=5, spec=spec))
+    synthetic_run(40, seed=5, spec=spec).write(str(tmp_path))
     r = report(tmp_path, "--top", 5)
     assert r.exit_code == 0, r.output
     exp = open_experiment(str(tmp_path))
@@ -128,8 +138,8 @@ def test_min_mode_leaderboard(tmp_path):
     check_csv_matches_hdf5(tmp_path, tmp_path / "report")  # the metric column is valid_loss here
 
 
-def test_sample_snapshot_report(tmp_path):
-    open_store(str(tmp_path)).save(sample_snapshot(1))
+def test_sample_experiment_report(tmp_path):
+    write_experiment(str(tmp_path), sample_records(8, step=1))
     r = report(tmp_path / "experiment.h5")  # the file itself; default --out is beside it
     assert r.exit_code == 0, r.output
     out = tmp_path / "report"
@@ -152,11 +162,18 @@ def plain_run(n=5, curves=False, sizes=False, statuses=None):
         trials.append(TrialRecord(Suggestion(i, {"x": i}), st, out, None if st == QUEUED else 0,
                                   None if st == QUEUED else 1000.0 + 60 * i,
                                   1050.0 + 60 * i if st in (DONE, FAILED) else None))
-    return Snapshot("experiment: {name: plain}\nbudget: {max_trials: 5}\n", "0.1.0", trials)
+    return trials
+
+
+PLAIN_SPEC = "experiment: {name: plain}\nbudget: {max_trials: 5}\n"
+
+
+def write_plain(directory, *args, **kw):
+    write_experiment(str(directory), plain_run(*args, **kw), PLAIN_SPEC)
 
 
 def test_plots_without_curves_or_sizes_are_skipped_with_a_note(tmp_path):
-    open_store(str(tmp_path)).save(plain_run())
+    write_plain(tmp_path)
     r = report(tmp_path, "--html")
     assert r.exit_code == 0, r.output
     assert "note: learning_curves.png skipped: no learning curves recorded" in r.output
@@ -183,7 +200,7 @@ def test_bad_input_exit_2(tmp_path, case, message):
         with h5py.File(target, "w") as f:
             f["x"] = np.arange(3)
     elif case == "nothing-finished":
-        open_store(str(tmp_path)).save(plain_run(3, statuses=[FAILED, QUEUED, QUEUED]))
+        write_plain(tmp_path, 3, statuses=[FAILED, QUEUED, QUEUED])
     r = report(target)
     assert r.exit_code == 2, r.output
     assert message in r.output and "Traceback" not in r.output
@@ -194,7 +211,7 @@ def test_bad_input_exit_2(tmp_path, case, message):
 
 
 def test_bad_top_and_unknown_trial(tmp_path):
-    open_store(str(tmp_path)).save(plain_run())
+    write_plain(tmp_path)
     r = report(tmp_path, "--top", 0)
     assert r.exit_code == 2 and "--top must be at least 1" in r.output
     exp = open_experiment(str(tmp_path))

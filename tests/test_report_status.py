@@ -7,15 +7,16 @@ import pytest
 from click.testing import CliRunner
 
 from nasrun.cli import main
-from nasrun.store import open_store
-from nasrun.store.base import DONE, FAILED, QUEUED, RUNNING, Snapshot, TrialRecord
+from nasrun.store.base import DONE, FAILED, QUEUED, RUNNING, TrialRecord
+from nasrun.store.sample import write_experiment
 from nasrun.trial import Outcome, Suggestion
 
 SPEC = ("experiment: {name: tiny}\nobjective: {metric: valid_accuracy, mode: max}\n"
         "budget: {max_trials: 10, max_seconds: 1000}\n")
 
 
-def tiny(extra=(), elapsed=150.0):
+def tiny(directory, extra=(), elapsed=150.0):
+    """Write the tiny experiment into ``directory`` (job 77 ran it)."""
     def rec(i, st, g, a, b, acc=None):
         out = Outcome(i, DONE, {"valid_accuracy": acc}) if st == DONE else (
             Outcome.failure(i, "OSError: disk full") if st == FAILED else None)
@@ -23,7 +24,8 @@ def tiny(extra=(), elapsed=150.0):
     trials = [rec(0, DONE, 0, 100.0, 160.0, 0.5), rec(1, FAILED, 1, 110.0, 140.0),
               rec(2, DONE, 0, 170.0, 230.0, 0.7), rec(3, DONE, 1, 150.0, 210.0, 0.6),
               rec(4, QUEUED, None, None, None), *extra]
-    return Snapshot(SPEC, "0.1.0", trials, {}, {"elapsed_seconds": elapsed, "slurm_jobs": ["77"]})
+    write_experiment(str(directory), trials, SPEC, runtime={"elapsed_seconds": elapsed},
+                     jobs=["77"])
 
 
 def status(*args):
@@ -31,7 +33,7 @@ def status(*args):
 
 
 def test_eta_and_utilization_by_hand(tmp_path):
-    open_store(str(tmp_path)).save(tiny())
+    tiny(tmp_path)
     rep = json.loads(status(tmp_path, "--json").output)
     # 4 finished (3 done + 1 failed) in 150 s of run time: 96 trials/h; 6 more need 225 s, before
     # max_seconds (850 s left); progress max(4/10, 150/1000)
@@ -55,7 +57,7 @@ def test_eta_and_utilization_by_hand(tmp_path):
 
 def test_running_trial_busy_until_the_checkpoint(tmp_path):
     run = TrialRecord(Suggestion(5, {"x": 5}), RUNNING, None, 2, 200.0, None)
-    open_store(str(tmp_path)).save(tiny([run]))
+    tiny(tmp_path, [run])
     with h5py.File(tmp_path / "experiment.h5", "r") as f:
         saved_at = float(f.attrs["saved_at"])
     u = json.loads(status(tmp_path, "--json").output)["utilization"]
@@ -66,15 +68,12 @@ def test_running_trial_busy_until_the_checkpoint(tmp_path):
 
 
 def test_watch_refreshes_until_the_run_ends(tmp_path, monkeypatch):
-    open_store(str(tmp_path)).save(tiny())
+    tiny(tmp_path)
     sleeps = []
 
     def fake_sleep(s):  # the run goes on while status waits: the budget is spent at the 2nd save
         sleeps.append(s)
-        snap = tiny(elapsed=150.0 + 10 * len(sleeps))
-        if len(sleeps) == 2:
-            snap = tiny(elapsed=1000.0)
-        open_store(str(tmp_path)).save(snap)
+        tiny(tmp_path, elapsed=1000.0 if len(sleeps) == 2 else 150.0 + 10 * len(sleeps))
 
     monkeypatch.setattr(importlib.import_module("nasrun.commands.status").time, "sleep", fake_sleep)
     r = status(tmp_path, "--watch", 0.5)
@@ -83,7 +82,7 @@ def test_watch_refreshes_until_the_run_ends(tmp_path, monkeypatch):
 
 
 def test_watch_stops_quietly_on_ctrl_c(tmp_path, monkeypatch):
-    open_store(str(tmp_path)).save(tiny())
+    tiny(tmp_path)
 
     def interrupt(s):
         raise KeyboardInterrupt
@@ -93,6 +92,6 @@ def test_watch_stops_quietly_on_ctrl_c(tmp_path, monkeypatch):
 
 
 def test_watch_rejects_non_positive_interval(tmp_path):
-    open_store(str(tmp_path)).save(tiny())
+    tiny(tmp_path)
     r = status(tmp_path, "--watch", 0)
     assert r.exit_code == 2 and "Traceback" not in r.output

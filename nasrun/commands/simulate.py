@@ -106,15 +106,18 @@ def simulate(spec_path: str, groups: int, budget_seconds: Optional[float], max_t
         budget_seconds, max_epochs = spec.budget.max_seconds, spec.budget.max_epochs
         if budget_seconds is None and max_epochs is None:
             max_trials = spec.budget.max_trials
-    results: Dict[str, List[Any]] = {}
+    specs = []  # every run's spec is checked before the first one starts
     for label, name, opts in runs:
         for i in range(seeds):
             try:
                 s, _ = with_changes(spec, strategy=name, options=opts, seed=spec.experiment.seed + i)
             except UserInputError as e:
                 raise UserInputError(f"--compare {label}: {e}") from None
-            results.setdefault(label, []).append(
-                simulate_run(s, groups, budget_seconds, max_trials, max_epochs, store, name=label))
+            specs.append((label, s))
+    results: Dict[str, List[Any]] = {}
+    for label, s in specs:
+        results.setdefault(label, []).append(
+            simulate_run(s, groups, budget_seconds, max_trials, max_epochs, store, name=label))
     sign = 1.0 if spec.objective.mode == "max" else -1.0
     ref = next(rs for label, rs in results.items() if label.startswith("random"))
     fin = [r.final[0] for r in ref if not math.isnan(r.final[0])]

@@ -84,10 +84,12 @@ def write_experiment(store: Any, records: Iterable[TrialRecord], spec_text: str 
     would have: one event per change, commits every ``commit_every`` finished trials and at
     the end (strategy state: an empty snapshot). ``states``: model states to write and keep
     (per trial id). Returns the store (its writer lock released)."""
+    from ..view import ExperimentView
     if isinstance(store, str):
         from .hdf5 import open_store
         store = open_store(store)
-    store.begin(spec_text, version, None)
+    view = ExperimentView.from_text(spec_text)  # the stored metric column is the spec's metric
+    store.begin(spec_text, version, None, view.metric, view.mode)
     store.commit(dict(runtime or {}), (-1, {}))
     for j in jobs:
         store.log(JobStarted(str(j)))
