@@ -65,6 +65,21 @@ def poll_recv(comm: Any, source: int, tag: int, give_up: Callable[[], bool] = la
     return comm.recv(source=source, tag=tag)
 
 
+def send_to_rank0(world: Any, msg: Any, patience: float) -> None:
+    """Send ``msg`` to rank 0 without blocking forever: a send that rank 0 has not taken after
+    ``patience`` seconds means rank 0 is gone (stopped, hung): end the job."""
+    req = world.isend(msg, dest=0, tag=TAG_MSG)
+    end = time.monotonic() + patience
+    delay = 0.0002
+    while not req.Test():
+        if time.monotonic() > end:
+            print(f"nasrun: worker rank {world.Get_rank()}: rank 0 has not taken a message for "
+                  f"{patience:g} s; it is gone: ending the job", file=sys.stderr, flush=True)
+            world.Abort(75)
+        time.sleep(delay)
+        delay = min(delay * 1.5, 0.02)
+
+
 def parse_injections(text: Optional[str]) -> Dict[int, Dict[str, Any]]:
     out: Dict[int, Dict[str, Any]] = {}
     for part in (text or "").split(";"):
@@ -264,7 +279,7 @@ class _Watch:
 
 
 def worker_loop(world: Any, role, runner: TrialRunner, orphan_timeout: float = 600.0) -> int:
-    """Serve trials until rank 0 says stop; the process's exit code (75 when rank 0 is gone)."""
+    """Serve trials until rank 0 says stop (the exit code, 0); when rank 0 is gone, end the job."""
     from .signals import take_early
     take_early()
     watch = _Watch(orphan_timeout)
@@ -277,28 +292,28 @@ def worker_loop(world: Any, role, runner: TrialRunner, orphan_timeout: float = 6
     runner.objective.prepare()
     watch.contact()
     if leader:
-        world.send(m.Ready(role.group), dest=0, tag=TAG_MSG)
+        send_to_rank0(world, m.Ready(role.group), orphan_timeout)
     while True:
         if leader:
             task = poll_recv(world, 0, TAG_TASK, watch.orphaned)
             if task is None:
                 print(f"nasrun: worker group {role.group}: no word from rank 0 for "
-                      f"{orphan_timeout:g} s; it is gone, exiting", file=sys.stderr, flush=True)
-                task = m.Stop()
-                code = 75
-            else:
-                code = 0
+                      f"{orphan_timeout:g} s; it is gone: ending the job", file=sys.stderr,
+                      flush=True)
+                # not a normal exit: MPI_Finalize would wait for rank 0 forever
+                world.Abort(75)
             watch.contact()
             for k in members:
                 gcomm.send(task, dest=k, tag=TAG_GROUP)
         else:
             task = poll_recv(gcomm, 0, TAG_GROUP, watch.orphaned)
             if task is None:
-                return 75
-            code = 0
+                print(f"nasrun: worker rank {role.world_rank}: no word from its group leader for "
+                      f"{orphan_timeout:g} s: ending the job", file=sys.stderr, flush=True)
+                world.Abort(75)
             watch.contact()
         if isinstance(task, m.Stop):
-            return code
+            return 0
         if isinstance(task, m.Heartbeat):
             continue
         while leader and world.Iprobe(source=0, tag=TAG_CTRL):  # stale requests of a finished trial
@@ -312,10 +327,10 @@ def worker_loop(world: Any, role, runner: TrialRunner, orphan_timeout: float = 6
                 return got
 
             def checkpointed(ref: StateRef) -> None:
-                world.send(m.Checkpointed(role.group, ref), dest=0, tag=TAG_MSG)
+                send_to_rank0(world, m.Checkpointed(role.group, ref), orphan_timeout)
 
             def progress(tid: int, epoch: int, metrics: Dict[str, float]) -> bool:
-                world.send(m.Progress(role.group, tid, epoch, metrics), dest=0, tag=TAG_MSG)
+                send_to_rank0(world, m.Progress(role.group, tid, epoch, metrics), orphan_timeout)
                 end = time.monotonic() + orphan_timeout
                 d = poll_recv(world, 0, TAG_DECISION, lambda: time.monotonic() > end)
                 return bool(d is not None and d.stop)
@@ -326,4 +341,4 @@ def worker_loop(world: Any, role, runner: TrialRunner, orphan_timeout: float = 6
         msg = runner.run(task, hooks)
         watch.contact()
         if leader and msg is not None:
-            world.send(dataclasses.replace(msg, group=role.group), dest=0, tag=TAG_MSG)
+            send_to_rank0(world, dataclasses.replace(msg, group=role.group), orphan_timeout)

@@ -1,0 +1,123 @@
+"""A run always ends: groups still starting are stopped, a worker whose rank 0 is gone exits."""
+import os
+import re
+import signal
+import time
+
+import pytest
+
+from conftest import mpi_env
+from mpi_jobs import NB201, TESTS, Job, session_pids
+from store_view import load_view
+
+pytestmark = [pytest.mark.mpi]
+
+
+def spec(out, trials=4, target=None, extra=""):
+    budget = f"max_trials: {trials}" + (f", target: {target}" if target is not None else "")
+    return f"""experiment: {{name: end, seed: 0, output_dir: {out}}}
+space: {{builtin: nb201}}
+strategy: {{name: random}}
+objective:
+  type: function
+  function: nb201_slow:score
+  python_path: [{TESTS}]
+  options: {{sleep: 0.05, path: {NB201}}}
+budget: {{{budget}}}
+{extra}
+"""
+
+
+def finished_at(job):
+    """When the driver's 'finished (...)' line appeared (monotonic), polled by the caller."""
+    return next((ln for ln in job.lines if ln.startswith("finished (")), None)
+
+
+def wait_finished(job, timeout):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if finished_at(job):
+            return time.monotonic()
+        if job.proc.poll() is not None:
+            break
+        time.sleep(0.05)
+    raise AssertionError(f"no finished line:\n{job.output}")
+
+
+def test_resume_of_a_finished_experiment_exits_with_a_slow_group(tmp_path):
+    d = tmp_path / "exp"
+    (tmp_path / "spec.yaml").write_text(spec(d))
+    job = Job(3, ["run", str(tmp_path / "spec.yaml")], str(tmp_path))
+    assert job.wait(150) == 0, job.output
+    # group 1 takes 15 s to start (a slow node): the search has nothing left to do
+    env = mpi_env(NASRUN_TEST_PREPARE_DELAY="group=1,seconds=15")
+    t0 = time.monotonic()
+    job = Job(3, ["run", str(tmp_path / "spec.yaml")], str(tmp_path), env)
+    rc = job.wait(120)
+    assert rc == 0, job.output
+    assert "finished (max_trials (4) reached)" in job.output
+    assert time.monotonic() - t0 < 15 + 30 + 20  # its start, the driver, the imports: bounded
+    assert not session_pids(job.proc.pid)
+
+
+def test_target_reached_before_the_second_group_is_ready(tmp_path):
+    d = tmp_path / "exp"
+    (tmp_path / "spec.yaml").write_text(spec(d, trials=50, target=0.0))
+    env = mpi_env(NASRUN_TEST_PREPARE_DELAY="group=1,seconds=15")
+    job = Job(3, ["run", str(tmp_path / "spec.yaml")], str(tmp_path), env)
+    t_fin = wait_finished(job, 120)
+    assert job.wait(60) == 0, job.output
+    assert time.monotonic() - t_fin < 30
+    assert re.search(r"finished \(target valid_accuracy 0 reached by trial 0\)", job.output), job.output
+    view = load_view(str(d))
+    assert [r.trial_id for r in view.trials] == [0] and view.trials[0].group == 0
+
+
+def test_a_group_that_never_starts_does_not_keep_the_job(tmp_path):
+    d = tmp_path / "exp"
+    (tmp_path / "spec.yaml").write_text(spec(d, trials=3, extra="resources: {shutdown_grace: 5}"))
+    env = mpi_env(NASRUN_TEST_PREPARE_DELAY="group=1,seconds=600")
+    t0 = time.monotonic()
+    job = Job(3, ["run", str(tmp_path / "spec.yaml")], str(tmp_path), env)
+    job.wait(120)
+    assert time.monotonic() - t0 < 90, job.output
+    assert "did not start within resources.shutdown_grace (5 s)" in job.output
+    assert [r.status for r in load_view(str(d)).trials] == ["done"] * 3  # the checkpoint is complete
+    assert not session_pids(job.proc.pid)
+
+
+def test_workers_exit_when_rank_0_is_gone(tmp_path):
+    """Rank 0 frozen (SIGSTOP): idle workers hear nothing for resources.orphan_timeout and exit;
+    mpirun then ends the job instead of holding the allocation forever."""
+    d = tmp_path / "exp"
+    (tmp_path / "spec.yaml").write_text(spec(d, trials=100000, extra="resources: {orphan_timeout: 6}"))
+    job = Job(3, ["run", str(tmp_path / "spec.yaml")], str(tmp_path))
+    job.wait_until(lambda: job.finished_lines() >= 3, 120, "three finished trials")
+    rank0 = _rank0(job)
+    os.kill(rank0, signal.SIGSTOP)
+    t0 = time.monotonic()
+    try:
+        job.wait(120)
+    finally:
+        try:
+            os.kill(rank0, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    assert time.monotonic() - t0 < 60, job.output
+    assert "no word from rank 0 for 6 s" in job.output, job.output
+
+
+def _rank0(job):
+    """The pid of the rank whose OMPI_COMM_WORLD_RANK is 0."""
+    end = time.monotonic() + 30
+    while time.monotonic() < end:
+        for pid in session_pids(job.proc.pid):
+            try:
+                with open(f"/proc/{pid}/environ", "rb") as f:
+                    env = f.read().split(b"\0")
+            except OSError:
+                continue
+            if b"OMPI_COMM_WORLD_RANK=0" in env:
+                return pid
+        time.sleep(0.1)
+    raise AssertionError("rank 0 not found")
