@@ -4,7 +4,6 @@ import pytest
 import torch
 
 from nasrun.api import best_trial, optimize
-from nasrun.simulate import simulate
 from nasrun.space import Categorical, Float, Integer, SearchSpace, builtin_params
 from nasrun.strategies import WAIT, make_strategy
 from nasrun.strategies.param_server import ParameterServer
@@ -115,22 +114,6 @@ def test_rl_learns_a_simple_preference():
     first = np.mean([t.outcome.metrics["score"] for t in trials[:40]])
     last = np.mean([t.outcome.metrics["score"] for t in trials[-40:]])
     assert last > first + 0.75
-
-
-def test_simulator_utilization_trajectory_and_waiting():
-    class Const:
-        def evaluate(self, s):
-            return Outcome(s.trial_id, "done", {"valid_accuracy": -s.trial_id,
-                                                "test_accuracy": 0.0}), 10.0
-
-    res = simulate(make_strategy("random", NB201), Const(), workers=4, max_trials=8)
-    assert [t.end for t in res.trials] == [10.0] * 4 + [20.0] * 4
-    assert res.utilization == pytest.approx(1.0) and res.makespan == 20.0
-    assert res.trajectory[-1][1:] == (8, 0, 0.0)  # trial 0 stays the best
-    hb = make_strategy("hyperband", NB201, min_budget=1.0, max_budget=1.0, eta=3.0)
-    res = simulate(hb, Const(), workers=4, budget_seconds=25.0)
-    # one configuration per bracket at a time: 3 workers idle, 2 finished by t=25
-    assert len(res.trials) == 2 and res.utilization == pytest.approx(25 / (4 * 25))
 
 
 def test_optimize_api_on_a_user_space_with_failures():
