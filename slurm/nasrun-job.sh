@@ -46,7 +46,7 @@ fi
 nasrun_slurm_event start "$NASRUN_SLURM_JOB" "$NASRUN_SLURM_RESUBMIT"
 
 if [ -e "$NASRUN_SLURM_CHECKPOINT" ]; then
-  set -- resume "$NASRUN_SLURM_DIR"
+  set -- resume "$NASRUN_SLURM_DIR"{{ resume_args }}
 else
   set -- run "$NASRUN_SLURM_SPEC"
 fi

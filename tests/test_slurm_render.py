@@ -244,3 +244,15 @@ def test_control_characters_in_paths_are_refused(tmp_path):
     paths = JobPaths(spec="/a\nb/spec.yaml", experiment_dir="/x", workdir="/x", script="/x/job.sh")
     with pytest.raises(ValueError):
         render(spec.slurm, job_name="x", paths=paths, template="{{ spec }}")
+
+
+def test_resume_of_a_function_objective_confirms_the_function_and_logs_append():
+    spec = parse_spec(BASE + CASES["defaults"])
+    with open(DEFAULT_TEMPLATE) as f:
+        template = f.read()
+    text = render(spec.slurm, job_name="x", paths=PATHS, template=template,
+                  objective_function="my_objectives:score")
+    assert 'set -- resume "$NASRUN_SLURM_DIR" --objective my_objectives:score\n' in text
+    assert "#SBATCH --open-mode=append\n" in text
+    plain = render(spec.slurm, job_name="x", paths=PATHS, template=template)
+    assert 'set -- resume "$NASRUN_SLURM_DIR"\n' in plain

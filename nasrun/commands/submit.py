@@ -33,7 +33,9 @@ def prepare(spec_path: str, template: Optional[str] = None, python: Optional[str
                      script=os.path.join(exp_dir, "slurm", "job.sh"))
     try:
         script = render(s, job_name=s.job_name or spec.experiment.name, paths=paths, template=text,
-                        template_name=os.path.basename(template), python=python)
+                        template_name=os.path.basename(template), python=python,
+                        objective_function=(spec.objective.function
+                                            if spec.objective.type == "function" else None))
     except ValueError as e:  # a path with a control character
         raise UserInputError(f"cannot write a safe batch script: {e}") from None
     return spec, paths, script

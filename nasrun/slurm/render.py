@@ -60,6 +60,7 @@ def sbatch_lines(s: SlurmSpec, job_name: str, paths: JobPaths) -> List[str]:
     # B: signals only the batch shell, which forwards SIGUSR1 to the launcher (see the template)
     opts.append(f"--signal=B:USR1@{s.signal_lead}")
     opts.append(f"--output={quote(paths.output)}")
+    opts.append("--open-mode=append")  # a requeued job appends to its first attempt's log
     opts.extend(s.extra_sbatch)  # validated: '--name[=value]', no control characters
     return [f"#SBATCH {o}" for o in opts]
 
@@ -95,12 +96,15 @@ def nasrun_words(s: SlurmSpec, python: Optional[str] = None) -> List[str]:
 
 
 def render(s: SlurmSpec, *, job_name: str, paths: JobPaths, template: str,
-           template_name: str = "nasrun-job.sh", python: Optional[str] = None) -> str:
+           template_name: str = "nasrun-job.sh", python: Optional[str] = None,
+           objective_function: Optional[str] = None) -> str:
     """The batch script text: ``template`` with its ``{{ placeholders }}`` filled in.
 
     Placeholders: sbatch, setup, nasrun, spec, experiment_dir, workdir, script, job_name,
-    max_resubmits, chain_file, cancel_marker, checkpoint_file, template. An unknown placeholder
-    is a UserInputError naming the template.
+    max_resubmits, chain_file, cancel_marker, checkpoint_file, template, resume_args. An unknown
+    placeholder is a UserInputError naming the template. ``objective_function`` (MODULE:FUNCTION
+    of a function objective) becomes ``resume_args``: `` --objective MODULE:FUNCTION``, the
+    confirmation that `nasrun resume` asks for before it imports and runs that function.
     """
     values: Dict[str, str] = {
         "sbatch": "\n".join(sbatch_lines(s, job_name, paths)),
@@ -116,6 +120,7 @@ def render(s: SlurmSpec, *, job_name: str, paths: JobPaths, template: str,
         "cancel_marker": quote(CANCEL_MARKER),
         "checkpoint_file": quote(CHECKPOINT_FILE),
         "template": quote(template_name),
+        "resume_args": f" --objective {quote(objective_function)}" if objective_function else "",
     }
 
     def fill(m: re.Match) -> str:

@@ -6,6 +6,7 @@
 #SBATCH --time=01:00:00
 #SBATCH --signal=B:USR1@120
 #SBATCH --output=/home/u/nas/runs/exp/slurm/%j.out
+#SBATCH --open-mode=append
 #
 # nasrun batch job, rendered by `nasrun submit` from the template nasrun-job.sh.
 #

@@ -11,6 +11,7 @@
 #SBATCH --time=2-00:00:00
 #SBATCH --signal=B:USR1@300
 #SBATCH --output=/home/u/nas/runs/exp/slurm/%j.out
+#SBATCH --open-mode=append
 #SBATCH --constraint=a100
 #SBATCH --exclusive
 #

@@ -6,6 +6,7 @@
 #SBATCH --time=30
 #SBATCH --signal=B:USR1@60
 #SBATCH --output=/home/u/nas/runs/exp/slurm/%j.out
+#SBATCH --open-mode=append
 #
 # nasrun batch job, rendered by `nasrun submit` from the template nasrun-job.sh.
 #
