@@ -8,11 +8,10 @@ MPI job runs, one after another:
 
 * raw floor: rank 0 hands a small task dict to each worker with ``comm.send`` and answers every
   ``comm.recv(ANY_SOURCE)`` with the next one (mpi4py, pickled dicts, blocking calls);
-* nasrun random / evolution: ``run_experiment`` (the driver, MpiTransport, worker loop,
-  ``objective.type: function`` returning at once; space nb201) with a store that keeps the
-  snapshot object without copying (the driver still builds a snapshot after every trial);
-* nasrun random + HDF5: the same with the HDF5 store saving after every finished trial (fewer
-  trials: a save rewrites the main file with every trial so far and fsyncs).
+* nasrun random / evolution ("keep"): ``run_experiment`` (the driver, MpiTransport, worker loop,
+  ``objective.type: function`` returning at once; space nb201) with the in-memory store (the
+  driver's event log and commits, no I/O);
+* nasrun random + HDF5: the same with the HDF5 store (journal lines, incremental commits).
 
 Rank 0's CPU time (``time.process_time``) per trial is the dispatch overhead; trials/s is wall
 time. Optuna (RandomSampler, JournalStorage over JournalFileBackend, n_jobs=1 per process) runs
@@ -39,20 +38,6 @@ objective: {{type: function, function: "_noop:noop", python_path: ["{bench}"]}}
 budget: {{max_trials: {trials}}}
 resources: {{ranks_per_trial: 1, device: cpu}}
 """
-
-
-class KeepStore:
-    """A store that keeps the last snapshot object (no copy, no I/O): the driver's own cost only."""
-
-    def __init__(self):
-        self.snapshot, self.saves = None, 0
-
-    def save(self, snapshot):
-        self.snapshot = snapshot
-        self.saves += 1
-
-    def load(self):
-        return None
 
 
 # -- inside the MPI job -------------------------------------------------------------------------------
@@ -88,7 +73,7 @@ def raw_floor(comm, trials: int) -> dict:
 def nasrun_run(comm, strategy: str, trials: int, store_kind: str, workdir: str) -> dict:
     from nasrun.runtime.api import run_experiment
     from nasrun.spec import parse_spec
-    from nasrun.store.hdf5 import HDF5Store
+    from nasrun.store import MemoryStore, open_store
     rank = comm.Get_rank()
     d = os.path.join(workdir, f"{strategy}-{store_kind}")
     options = ", options: {population_size: 20, sample_size: 5}" if strategy == "evolution" else ""
@@ -96,27 +81,16 @@ def nasrun_run(comm, strategy: str, trials: int, store_kind: str, workdir: str) 
     spec = parse_spec(text, "<dispatch bench>")
     store = None
     if rank == 0:
-        store = HDF5Store(os.path.join(d, "experiment.h5")) if store_kind == "hdf5" else KeepStore()
-        if store_kind == "hdf5":
-            saves = {"n": 0, "s": 0.0}
-            real = store.save
-
-            def timed_save(snap):
-                t = time.perf_counter()
-                real(snap)
-                saves["n"] += 1
-                saves["s"] += time.perf_counter() - t
-            store.save = timed_save
+        store = open_store(d) if store_kind == "hdf5" else MemoryStore()
     comm.Barrier()
     t0, c0 = time.perf_counter(), time.process_time()
     res = run_experiment(spec, text, store, comm=comm, resume=False, progress=False)
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     if rank != 0:
         return {}
-    out = {"trials": res["trials"], "wall_s": wall, "cpu_s": cpu}
-    if store_kind == "hdf5":
-        out.update(saves=saves["n"], save_s=saves["s"])
-    return out
+    stats = res["stats"]
+    return {"trials": res["trials"], "wall_s": wall, "cpu_s": cpu, "saves": stats["commits"],
+            "save_s": stats["cpu_seconds"].get("commit", 0.0)}
 
 
 def child(args) -> int:
