@@ -79,3 +79,34 @@ def sized(config, context):
     acc = 0.5 + 0.004 * width + jitter
     return {"valid_accuracy": acc, "test_accuracy": acc - 0.02, "params": 1000.0 * width,
             "train_seconds": 10.0 * width}
+
+
+def big_state(config, context):
+    """One large float32 tensor (``options.elements``, a bit pattern that any changed byte breaks)
+    saved as trial 0's state; then, with NASRUN_TEST_BIG_HANG set, trial 0 waits to be killed. A trial given
+    a state checks it against the pattern and reports ``bytes_identical`` and the rank it ran on.
+    Other trials return at once."""
+    import time
+
+    import numpy as np
+
+    from nasrun.store import ModelState
+    n = int(context.options["elements"])
+    rank = float(os.environ.get("OMPI_COMM_WORLD_RANK", "-1"))
+    if context.trial_id != 0:
+        return {"valid_accuracy": 0.1, "rank": rank}
+    if context.state is not None:
+        got = context.state.tensors["w"]
+        want = np.arange(n, dtype=np.uint32).view(np.float32)
+        same = got.dtype == want.dtype and got.shape == want.shape \
+            and zlib.crc32(memoryview(got).cast("B")) == context.state.meta["crc32"] \
+            and np.array_equal(got.view(np.uint32), want.view(np.uint32))
+        return {"valid_accuracy": 0.9, "bytes_identical": float(same), "rank": rank,
+                "writer_rank": float(context.state.meta["rank"])}
+    w = np.arange(n, dtype=np.uint32).view(np.float32)
+    crc = zlib.crc32(memoryview(w).cast("B"))
+    context.save_state(ModelState(0, 1, {"w": w}, {"crc32": crc, "rank": rank}))
+    while os.environ.get("NASRUN_TEST_BIG_HANG"):  # until killed; reporting lets rank 0 learn of the write
+        context.report(1, {"valid_accuracy": 0.0})
+        time.sleep(0.5)
+    return {"valid_accuracy": 0.5, "rank": rank}

@@ -82,8 +82,9 @@ class FunctionContext:
     ``options`` (the spec's ``objective.options``) and ``state`` (the
     :class:`~nasrun.store.ModelState` to continue from, or None). ``save_state(state)`` checkpoints
     a state (written in the background; it is what a resumed or promoted trial gets back);
-    ``report(epoch, metrics)`` reports an epoch's metrics and returns True when a stopper says the
-    trial should stop now (return your metrics then: the trial is recorded as stopped early).
+    ``report(epoch, metrics)`` reports an epoch's metrics (and the state writes finished since the
+    last call, so rank 0 knows them at once) and returns True when a stopper says the trial should
+    stop now (return your metrics then: the trial is recorded as stopped early).
     """
 
     def __init__(self, trial_id: int, budget: Optional[float], seed: int,
@@ -104,6 +105,8 @@ class FunctionContext:
         point = {"epoch": int(epoch), **{k: float(v) for k, v in metrics.items()}}
         self.curve.append(point)
         c = self._control
+        if c is not None:
+            c.poll()
         if c is None or c.report_epoch is None or self.stopped_at is not None:
             return self.stopped_at is not None
         if c.report_epoch(int(epoch), point):

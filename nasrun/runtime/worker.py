@@ -165,9 +165,18 @@ class TrialRunner:
             writer().submit(st)
             drain(writer().done())
 
+        def poll() -> None:
+            if writers:
+                drain(writers[0].done())
+
+        def flush_requested() -> bool:
+            poll()
+            return bool(hooks.flush_requested())
+
         control = Control()
         if leader:
-            control.flush_requested = hooks.flush_requested
+            control.flush_requested = flush_requested  # type: ignore[assignment]
+            control.poll = poll  # type: ignore[assignment]
             control.save_state = save_state
             if task.report_epochs:
                 control.report_epoch = lambda epoch, metrics: hooks.progress(s.trial_id, epoch, metrics)

@@ -136,7 +136,11 @@ def params_digest(model: nn.Module) -> str:
 class Control:
     """How the trainer talks to the outside (only the group's first rank uses these)."""
 
+    # called between steps: True when rank 0 asks for the in-flight state (a signal); it also
+    # reports the background state writes that have finished (so rank 0 learns of a written
+    # state within a step, not at the next checkpoint)
     flush_requested: Callable[[], bool] = lambda: False
+    poll: Callable[[], None] = lambda: None  # report finished background writes only
     save_state: Callable[[ModelState], None] = lambda st: None  # written in the background
     # after each epoch, when set: (epoch, metrics) -> True to stop the trial early (a stopper)
     report_epoch: Optional[Callable[[int, Dict[str, float]], bool]] = None
