@@ -41,6 +41,9 @@ class SimResult:
     trajectory: List[tuple] = field(default_factory=list)
     makespan: float = 0.0
     utilization: float = 0.0
+    # busy / allocated until the last trial was handed out: the steady state, without the drain
+    # at the end of a finite budget (groups idle while the last trials finish)
+    utilization_steady: float = 0.0
     overhead_us: float = 0.0  # rank-0 CPU per trial (everything the driver did)
     commits_per_trial: float = 0.0
     stats: Dict[str, Any] = field(default_factory=dict)
@@ -94,6 +97,7 @@ class SimResult:
                 "trials": len(self.trials), "final_metric": valid, "final_test": test,
                 "best_trial": self.best_trial,
                 "makespan": self.makespan, "utilization": self.utilization,
+                "utilization_steady": self.utilization_steady,
                 "overhead_us": self.overhead_us, "commits_per_trial": self.commits_per_trial,
                 "trajectory": [list(p) for p in self.trajectory]}
 
@@ -163,8 +167,11 @@ def with_changes(spec, strategy: Optional[str] = None, options: Optional[Mapping
 def simulate_run(spec, groups: int = 8, budget_seconds: Optional[float] = None,
                  max_trials: Optional[int] = None, max_epochs: Optional[float] = None,
                  store: str = "hdf5", charge_cpu: bool = True, name: str = "",
-                 test_metric: str = "test_accuracy", directory: Optional[str] = None) -> SimResult:
-    """One simulated run of ``spec`` with ``groups`` groups (see the module docstring)."""
+                 test_metric: str = "test_accuracy", directory: Optional[str] = None,
+                 time_scale: float = 1.0) -> SimResult:
+    """One simulated run of ``spec`` with ``groups`` groups (see the module docstring).
+    ``time_scale`` multiplies every simulated trial duration (e.g. 0.01: trials 100x shorter,
+    to find the number of groups from which rank 0 saturates)."""
     from .objectives import make_objective
     from .runtime.clock import VirtualClock
     from .runtime.driver import Driver
@@ -186,8 +193,13 @@ def simulate_run(spec, groups: int = 8, budget_seconds: Optional[float] = None,
         runner = TrialRunner(spec, make_objective(spec), LocalBackend(), torch.device("cpu"),
                              st.states, wall_time_limit=False)
         clock = VirtualClock(base=0.0, charge=charge_cpu)
-        transport = LocalTransport(runner, groups, clock, _duration(spec),
-                                   spec.resources.trial_time_limit)
+        duration = _duration(spec)
+        if time_scale != 1.0:
+            base_duration = duration
+
+            def duration(outcome, s, wall):
+                return time_scale * base_duration(outcome, s, wall)
+        transport = LocalTransport(runner, groups, clock, duration, spec.resources.trial_time_limit)
         out = Driver(spec, text, st, transport, None, echo=lambda line: None, progress=False).run()
         loaded = open_store(directory).load() if store == "hdf5" else st.load()
         records = sorted(loaded.state.finished_records(), key=lambda r: (r.end, r.tell_seq))
@@ -197,6 +209,9 @@ def simulate_run(spec, groups: int = 8, budget_seconds: Optional[float] = None,
     res = SimResult(name or spec.strategy.name, spec.experiment.seed, groups, records)
     res.makespan = clock.t
     res.utilization = transport.busy_time / (groups * clock.t) if clock.t > 0 else 0.0
+    t_steady = transport.last_start
+    res.utilization_steady = (transport.busy_until(t_steady) / (groups * t_steady)
+                              if t_steady > 0 else res.utilization)
     res.stats = out["stats"]
     res.overhead_us = out["stats"]["cpu_per_trial_us"]
     res.commits_per_trial = out["stats"]["commits_per_trial"]

@@ -47,6 +47,8 @@ class LocalTransport(Transport):
         self.cancelled: set = set()
         self.running: Dict[int, Tuple[int, int, float]] = {}  # group -> (trial id, event seq, end)
         self.busy_time = 0.0  # simulated seconds the groups spent on trials (utilization)
+        self.last_start = 0.0  # when the last trial was handed out (the end of the steady state)
+        self._spans: Dict[int, Tuple[float, float]] = {}  # trial id -> (start, end) on the clock
         for g in range(self.groups):
             self._push(self.clock.t, m.Ready(g))
 
@@ -103,6 +105,8 @@ class LocalTransport(Transport):
         seq = self._push(end, m.Result(group, outcome, msg.state if outcome.ok else None, msg.note))
         self.running[group] = (tid, seq, end)
         self.busy_time += end - start
+        self.last_start = max(self.last_start, start)
+        self._spans[seq] = (start, end)
 
     def _flush(self, group: int) -> None:
         run = self.running.get(group)
@@ -112,12 +116,18 @@ class LocalTransport(Transport):
         tid, seq, end = run
         self.cancelled.add(seq)
         self.busy_time -= end - now
+        if seq in self._spans:
+            self._spans[seq] = (self._spans[seq][0], now)
         # checkpoints that would only have happened later are dropped with the result
         self.events = [e for e in self.events
                        if not (e[0] > now and isinstance(e[2], m.Checkpointed) and e[2].group == group)]
         heapq.heapify(self.events)
         self._push(now, m.Interrupted(group, tid))
         self.running[group] = (tid, -1, now)
+
+    def busy_until(self, t: float) -> float:
+        """Simulated seconds the groups spent on trials between the start and time ``t``."""
+        return sum(min(e, t) - s for s, e in self._spans.values() if s < t)
 
     def poll(self, timeout: float, spin: float = 0.0) -> List[Any]:
         now = self.clock.settle()
