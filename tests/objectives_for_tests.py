@@ -110,3 +110,45 @@ def big_state(config, context):
         context.report(1, {"valid_accuracy": 0.0})
         time.sleep(0.5)
     return {"valid_accuracy": 0.5, "rank": rank}
+
+
+def tiny_train(config, context):
+    """Real training, tiny: a torch MLP (hidden width from ``num_layers``) on 128 fixed samples,
+    8 SGD-with-momentum steps per epoch, ``budget`` epochs (multi-fidelity), a state (weights and
+    momentum buffers) saved after every epoch and continued from when given."""
+    import numpy as np
+    import torch
+
+    from nasrun.store import ModelState
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(128, 8, generator=g)
+    y = (x[:, 0] + 0.5 * x[:, 1] > 0).long()
+    torch.manual_seed(context.trial_id)
+    net = torch.nn.Sequential(torch.nn.Linear(8, 4 * config.get("num_layers", 1)), torch.nn.ReLU(),
+                              torch.nn.Linear(4 * config.get("num_layers", 1), 2))
+    opt = torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9)
+    start = 0
+    if context.state is not None:
+        t = context.state.tensors
+        net.load_state_dict({k[6:]: torch.from_numpy(v) for k, v in t.items() if k.startswith("model.")})
+        opt.step()  # creates the momentum buffers, then they are overwritten
+        for i, p in enumerate(net.parameters()):
+            opt.state[p]["momentum_buffer"] = torch.from_numpy(t[f"momentum.{i}"]).clone()
+        start = context.state.epoch
+    epochs = int(context.budget or 3)
+    acc = 0.0
+    for e in range(start + 1, epochs + 1):
+        for i in range(8):
+            xb, yb = x[16 * i:16 * (i + 1)], y[16 * i:16 * (i + 1)]
+            opt.zero_grad()
+            torch.nn.functional.cross_entropy(net(xb), yb).backward()
+            opt.step()
+        with torch.no_grad():
+            acc = float((net(x).argmax(1) == y).float().mean())
+        tensors = {f"model.{k}": v.detach().numpy().copy() for k, v in net.state_dict().items()}
+        for i, p in enumerate(net.parameters()):
+            buf = opt.state[p].get("momentum_buffer")
+            tensors[f"momentum.{i}"] = (buf if buf is not None else torch.zeros_like(p)).numpy().copy()
+        context.save_state(ModelState(context.trial_id, e, tensors, {"rng": np.zeros(1)}))
+        context.report(e, {"valid_accuracy": acc})
+    return {"valid_accuracy": acc, "start_epoch": float(start)}

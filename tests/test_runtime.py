@@ -288,3 +288,50 @@ def test_states_are_kept_only_while_something_can_use_them(tmp_path):
     files = set(os.listdir(tmp_path / "experiment.weights"))
     assert {rs[-1].file for rs in refs.values()} == {f for f in files if f.endswith(".h5")}
     assert not math.isnan(best[0].outcome.metrics["w0"])
+
+
+def _damage_tensor(path):
+    import h5py
+    with h5py.File(path, "r") as f:
+        ds = next(f["tensors"][k] for k in f["tensors"])
+        off = ds.id.get_offset()  # inside the tensor's data: only the checksum can tell
+    with open(path, "r+b") as f:
+        f.seek(off)
+        b = f.read(4)
+        f.seek(off)
+        f.write(bytes(x ^ 0xFF for x in b))
+
+
+@pytest.mark.parametrize("damaged,start", [([2], 1), ([1, 2], 0)])
+def test_a_damaged_state_written_by_a_group_falls_back_to_the_older_one(tmp_path, damaged, start):
+    """An in-flight trial with states of epochs 1 and 2: the newest damaged, it continues from
+    epoch 1; both damaged, it restarts from scratch; the log says which and why."""
+    import numpy as np
+
+    from nasrun.store import ModelState
+    from nasrun.store.events import StateSaved
+    text = fn_spec(1, "{epochs: 3}", function="stateful",
+                   extra="checkpoint: {keep_best: 0, every_epochs: 1}")
+    spec = parse_spec(text)
+    s = spec.make_strategy().ask()
+    store = open_store(str(tmp_path))
+    store.begin(text, "t", None)
+    store.commit({})
+    store.log(Asked(0, s))
+    store.log(Started(0, 0, 1.0))
+    refs = {}
+    for e in (1, 2):
+        refs[e] = store.states.write(ModelState(0, e, {"w": np.full(4, float(e))}, {"curve": []}))
+        store.log(StateSaved(refs[e]))
+    store.commit({})
+    store.close()
+    for e in damaged:
+        _damage_tensor(tmp_path / "experiment.weights" / refs[e].file)
+    lines = []
+    drive(text, open_store(str(tmp_path)), groups=2, lines=lines)
+    rec = records(open_store(str(tmp_path)))[0]
+    assert rec.status == DONE and rec.outcome.metrics["start_epoch"] == start
+    assert rec.outcome.metrics["w0"] == (start + (3 - start))  # w counts the epochs trained
+    log = "\n".join(lines)
+    assert refs[2].file in log and "checksum mismatch" in log
+    assert ("continued from epoch 1" in log) if start else ("starts from scratch" in log)

@@ -114,3 +114,28 @@ def test_the_reference_reaches_rank_0_while_the_trial_still_runs(tmp_path):
     ms = open_store(str(d)).states.read(refs_of(d)[-1])
     assert np.array_equal(ms.tensors["w"].view(np.uint32), np.arange(1000, dtype=np.uint32))
     assert time.monotonic() - t0 < 120
+
+
+@pytest.mark.mpi
+def test_a_group_that_does_not_see_the_experiment_directory_stops_the_run_before_training(tmp_path):
+    """Rank 2 runs in a mount namespace where the experiment directory is an empty tmpfs (a node
+    without the shared file system): the run stops before any trial with a message naming the
+    host, the rank and the path, and nothing is trained."""
+    import shutil
+    import socket
+    import subprocess
+    import sys
+    d = tmp_path / "exp"
+    d.mkdir()
+    (tmp_path / "spec.yaml").write_text(spec(d, 1000))
+    nasrun = [sys.executable, "-m", "nasrun", "run", str(tmp_path / "spec.yaml")]
+    hidden = ["unshare", "--mount", "sh", "-c", f'mount -t tmpfs tmpfs "{d}" && exec "$@"', "sh"] + nasrun
+    assert shutil.which("unshare")
+    p = subprocess.run(["mpirun", "--oversubscribe", "-np", "2"] + nasrun + [":", "-np", "1"] + hidden,
+                       cwd=str(tmp_path), env=mpi_env(), capture_output=True, text=True, timeout=300)
+    out = p.stdout + p.stderr
+    assert p.returncode == 2, out
+    assert "worker groups do not see the experiment directory" in out
+    assert f"rank 2 on host {socket.gethostname()}" in out and str(d / "experiment.weights") in out
+    assert "rank 1 on host" not in out  # rank 1 sees it
+    assert "Traceback" not in out and "| group" not in out  # no trial ran

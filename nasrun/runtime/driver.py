@@ -33,6 +33,7 @@ import math
 import os
 import random
 import signal
+import sys
 import threading
 import time
 from typing import Any, Callable, Deque, Dict, List, Optional, Set, Tuple
@@ -431,7 +432,8 @@ class Driver:
         bv = best.outcome.value(self.metric) if best else None
         self._print(f"finished ({reason}): {self.finished_count()} trials, {self.store.state.failed} "
                     f"failed, best {self.metric} {bv if bv is None else f'{bv:.4f}'}"
-                    f"{f' (trial {best.trial_id})' if best else ''}, {self.elapsed():.1f}s")
+                    f"{f' (trial {best.trial_id})' if best else ''}, {self.elapsed():.1f}s, "
+                    f"rank 0 peak memory {peak_rss_mb():.0f} MB")
         return {"reason": reason, "best": best, "trials": self.finished_count(),
                 "failed": self.store.state.failed, "stats": self.stats()}
 
@@ -680,7 +682,7 @@ class Driver:
 
     def stats(self) -> Dict[str, Any]:
         n = max(1, self.dispatched)
-        return {"dispatched": self.dispatched, "commits": self.commits,
+        return {"dispatched": self.dispatched, "commits": self.commits, "peak_rss_mb": peak_rss_mb(),
                 "cpu_seconds": dict(self.cpu), "cpu_per_trial_us": 1e6 * sum(self.cpu.values()) / n,
                 "commits_per_trial": self.commits / n}
 
@@ -692,6 +694,16 @@ def _make_stopper(spec):
     from ..stoppers import make_stopper  # type: ignore[import-not-found]
     return make_stopper(st.name, metric=spec.objective.metric, mode=spec.objective.mode,
                         epochs=int(full_epochs(spec)), **dict(st.options))
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory (MB; what the OS reports, 0 where it cannot)."""
+    try:
+        import resource
+        kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    except (ImportError, OSError):
+        return 0.0
+    return kb / 1024.0 if sys.platform != "darwin" else kb / 2 ** 20
 
 
 def _numpy_rng() -> list:
