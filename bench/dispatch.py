@@ -176,7 +176,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--ranks", default="2,4,8")
     ap.add_argument("--trials", type=int, default=3000, help="no-op trials per nasrun/raw run")
-    ap.add_argument("--hdf5-trials", type=int, default=300)
+    ap.add_argument("--hdf5-trials", type=int, default=20000)
     ap.add_argument("--optuna-trials", type=int, default=600)
     ap.add_argument("--json")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)

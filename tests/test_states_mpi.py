@@ -80,7 +80,7 @@ def test_kill_9_while_a_group_writes_a_state_leaves_no_damage(tmp_path):
     """Killed while the leader writes its state file (a temporary file exists, no reference yet):
     the resumed trial starts from scratch, the partial file is removed."""
     d = tmp_path / "exp"
-    (tmp_path / "spec.yaml").write_text(spec(d, 300_000_000))  # 1.2 GB: seconds to write
+    (tmp_path / "spec.yaml").write_text(spec(d, 150_000_000))  # 600 MB: a second or more to write
     weights = d / "experiment.weights"
 
     def writing():
