@@ -38,9 +38,10 @@ def refs_of(d, tid=0):
     return [] if loaded is None else list(loaded.state.refs.get(tid, []))
 
 
-def resume(tmp_path, d, env):
-    """Resume the experiment with 2 groups, group 0 slow to start: group 1 takes trial 0."""
-    env = dict(env, NASRUN_TEST_PREPARE_DELAY="group=0,seconds=20")
+def resume(tmp_path, d, env, slow_group_0=True):
+    """Resume the experiment with 2 groups; with group 0 slow to start, group 1 takes trial 0."""
+    if slow_group_0:
+        env = dict(env, NASRUN_TEST_PREPARE_DELAY="group=0,seconds=20")
     env.pop("NASRUN_TEST_BIG_HANG", None)
     job = Job(3, ["resume", str(d), "--objective", "objectives_for_tests:big_state"], str(tmp_path), env)
     assert job.wait(400) == 0, job.output
@@ -92,7 +93,7 @@ def test_kill_9_while_a_group_writes_a_state_leaves_no_damage(tmp_path):
     assert not refs_of(d), "the reference came before the kill: the kill missed the write"
     leftovers = [f for f in os.listdir(weights) if f.endswith(".tmp")]
     assert leftovers
-    job = resume(tmp_path, d, hang_env())
+    job = resume(tmp_path, d, hang_env(), slow_group_0=False)
     recs = {r.trial_id: r for r in open_store(str(d)).load().state.finished_records()}
     assert recs[0].status == "done" and "bytes_identical" not in recs[0].outcome.metrics  # from scratch
     assert recs[0].outcome.metrics["valid_accuracy"] == 0.5
