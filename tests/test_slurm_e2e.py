@@ -11,8 +11,9 @@ import sys
 
 import pytest
 
-from nasrun.store import DONE, open_store
+from nasrun.store import DONE
 from slurm_support import REPO, chain_done, events, job_output, nasrun, slurm_cluster, wait_for
+from store_view import load_view
 
 pytestmark = pytest.mark.slurm
 __all__ = ["slurm_cluster"]
@@ -40,8 +41,8 @@ slurm:
 
 
 def snapshot(exp_dir):
-    """The experiment's newest checkpoint (None before the first save)."""
-    return open_store(exp_dir).load(models=False)
+    """The experiment as its checkpoint holds it (None before the first commit)."""
+    return load_view(exp_dir)
 
 
 def finished_trials(exp_dir):
@@ -62,7 +63,7 @@ def check_jobs_recorded(exp_dir, cwd, env):
     """The SLURM job chain is in the checkpoint's runtime state and `nasrun status` shows it."""
     jobs = job_ids(exp_dir)
     snap = snapshot(exp_dir)
-    assert [str(j) for j in snap.runtime_state["jobs"]] == jobs
+    assert [str(j) for j in snap.loaded.state.jobs] == jobs
     rep = json.loads(nasrun(["status", exp_dir, "--json"], cwd, env).stdout)
     assert rep["jobs"] == jobs
     text = nasrun(["status", exp_dir], cwd, dict(env, COLUMNS="200")).stdout

@@ -67,7 +67,7 @@ def test_state_roundtrip_and_continue(digits_spec_text):
     s, model, data, recipe = _setup(text)
     sent = []
     res = train_trial(s, model, data, recipe, LocalBackend(), torch.device("cpu"),
-                      control=Control(send_checkpoint=sent.append, every_seconds=0.0), keep_state=True)
+                      control=Control(save_state=sent.append, every_seconds=0.0), keep_state=True)
     assert [st.epoch for st in sent] == [1]  # the last epoch's state comes with the result
     assert res.state.epoch == 2 and any(k.startswith("optim/") for k in res.state.tensors)
     assert all(isinstance(v, np.ndarray) for v in res.state.tensors.values())
@@ -97,6 +97,6 @@ def test_flush_request_sends_last_epoch_state_and_interrupts(digits_spec_text):
 
     with pytest.raises(Interrupted):
         train_trial(s, model, data, recipe, LocalBackend(), torch.device("cpu"),
-                    control=Control(flush_requested=flush, send_checkpoint=sent.append,
+                    control=Control(flush_requested=flush, save_state=sent.append,
                                     every_seconds=1e9))
     assert [st.epoch for st in sent] == [1]
