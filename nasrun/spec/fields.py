@@ -11,11 +11,17 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import re
+import reprlib
 import typing
 from typing import Any, Dict, List, Mapping, Optional
 
 from ..errors import SpecError
+
+
+MAX_ECHO = 80  # characters of a value echoed in a message
+MAX_MESSAGE = 600  # a message (values already cut) is cut beyond this as a last resort
 
 
 class Ctx:
@@ -25,7 +31,48 @@ class Ctx:
         self.file = file
 
     def error(self, message: str, path: str, data: Any = None, key: Any = None) -> SpecError:
-        return SpecError(message, path, self.file, line_of(data, key))
+        return SpecError(_cut(printable(message), MAX_MESSAGE), _cut(printable(path), 2 * MAX_ECHO),
+                         self.file, line_of(data, key))
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text):,} characters)"
+
+
+def printable(text: str) -> str:
+    """``text`` with control and other unprintable characters escaped (``\\x1b``, ``\\n``)."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+_repr = reprlib.Repr()
+_repr.maxlevel, _repr.maxlist, _repr.maxtuple, _repr.maxdict = 3, 8, 8, 8
+_repr.maxstring = _repr.maxother = MAX_ECHO
+
+
+def shorten(value: Any, limit: int = MAX_ECHO, quote: bool = True) -> str:
+    """A value for a message: its repr (or, with ``quote=False``, a string as it is, unprintable
+    characters escaped), cut to about ``limit`` characters with the full length said."""
+    if isinstance(value, str):
+        text = repr(value) if quote else printable(value)
+        if len(text) <= limit:
+            return text
+        return f"{text[:limit]}... ({len(value):,} characters)"
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 200:
+        return f"{'-' if value < 0 else ''}an integer of {int(value.bit_length() * math.log10(2)) + 1:,} digits"
+    try:
+        text = _repr.repr(value)
+    except Exception:  # a value whose repr fails: say its type
+        text = f"<{type(value).__name__}>"
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def check_name(value: Any, what: str, path: str, ctx: "Ctx", parent: Any, key: Any) -> None:
+    """A name (of a parameter, a metric) must be printable: no control characters or newlines."""
+    if isinstance(value, str) and not value.isprintable():
+        raise ctx.error(f"{what} must not contain control characters (newline, tab, escape, ...), got "
+                        f"{shorten(value)}", path, parent, key)
 
 
 def line_of(data: Any, key: Any = None) -> Optional[int]:
@@ -40,15 +87,16 @@ def join(path: str, key: Any) -> str:
 
 
 def suggest(key: str, options) -> str:
-    close = difflib.get_close_matches(str(key), [str(o) for o in options], n=1, cutoff=0.6)
+    if not isinstance(key, str) or len(key) > 200:  # nothing that long is a typo of an option
+        return ""
+    close = difflib.get_close_matches(key, [str(o) for o in options], n=1, cutoff=0.6)
     return f" (did you mean '{close[0]}'?)" if close else ""
 
 
 def describe(value: Any) -> str:
     if value is None:
         return "nothing (null)"
-    text = repr(value)
-    return f"{type(value).__name__} {text if len(text) < 60 else text[:57] + '...'}"
+    return f"{type(value).__name__} {shorten(value)}"
 
 
 def field(default: Any = dataclasses.MISSING, **meta: Any) -> Any:
@@ -144,16 +192,18 @@ def convert(hint: Any, value: Any, path: str, ctx: Ctx, parent: Any, key: Any,
         pat = meta.get("pattern")
         if pat and not re.fullmatch(pat, value):
             raise ctx.error(f"{meta.get('pattern_help', 'expected a string matching ' + pat)}, "
-                            f"got {value!r}", path, parent, key)
+                            f"got {shorten(value)}", path, parent, key)
         if not value and not meta.get("empty_ok", False):
             raise ctx.error("expected a non-empty string", path, parent, key)
+        if meta.get("name"):
+            check_name(value, f"a {meta['name']} name", path, ctx, parent, key)
         return value
     else:  # pragma: no cover - a schema bug, not user input
         raise TypeError(f"unsupported type hint {hint!r} at {path}")
     lo, hi, gt = meta.get("min"), meta.get("max"), meta.get("gt")
     if (lo is not None and value < lo) or (hi is not None and value > hi) or (gt is not None and value <= gt):
-        raise ctx.error(f"expected {'a number' if hint is float else 'an integer'}{_range(meta)}, got {value}",
-                        path, parent, key)
+        raise ctx.error(f"expected {'a number' if hint is float else 'an integer'}{_range(meta)}, got "
+                        f"{shorten(value)}", path, parent, key)
     return value
 
 
