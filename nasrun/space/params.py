@@ -17,6 +17,27 @@ import numpy as np
 
 Condition = Mapping[str, Tuple[Any, ...]]
 
+SIZE_CAP = 10 ** 18  # SearchSpace.size() says "more than 10^18" beyond this
+SIZE_STATES = 100_000  # and gives a lower bound when counting would need more bookkeeping
+SIZE_WORK = 2_000_000  # or more steps than this
+
+
+class AtLeast(float):
+    """A space size known only from below: prints as "more than N" in any format."""
+
+    def __new__(cls, value: float, text: str = ""):
+        obj = super().__new__(cls, value)
+        obj.text = text or f"{int(value):,}"
+        return obj
+
+    def __format__(self, spec: str) -> str:
+        return f"more than {self.text}"
+
+    def __str__(self) -> str:
+        return f"more than {self.text}"
+
+    __repr__ = __str__
+
 
 @dataclass(frozen=True)
 class Param:
@@ -245,6 +266,14 @@ def _bound_fields(p: Any) -> Dict[str, Any]:
     return d
 
 
+def _can_take(p: Param, key: Tuple[str, Any]) -> bool:
+    """Whether a value with identity ``key`` (see :func:`_key`) is one ``p`` takes (an Integer
+    takes ints, a Float floats: a condition on 1 never meets a Float's 1.0)."""
+    if isinstance(p, Categorical):
+        return key in p._lookup  # type: ignore[attr-defined]
+    return key[0] == type(p.low).__name__ and p.contains(key[1])
+
+
 def _key(v: Any) -> Tuple[str, Any]:
     """A hashable identity for a choice that keeps True apart from 1 and 1 apart from 1.0."""
     return (type(v).__name__, v)
@@ -356,26 +385,107 @@ class SearchSpace:
         return self.complete(partial, rng)
 
     def size(self) -> float:
-        """The number of distinct configurations (``inf`` with a continuous parameter)."""
+        """The number of distinct configurations (``inf`` with a continuous parameter).
+
+        Counted per group of parameters linked by conditions (the groups multiply), carrying
+        forward only how the values of earlier parameters still named by later conditions
+        classify for those conditions, so that it takes time about linear in the space for the
+        usual condition shapes. A count above :data:`SIZE_CAP`, or one whose bookkeeping grows
+        beyond :data:`SIZE_STATES`, is returned as :class:`AtLeast` (a float that prints as
+        "more than ...")."""
         params = list(self.params.values())
-        parents = {parent for p in params for parent in p.when}
-
-        def count(i: int, assigned: Dict[str, Any]) -> float:
-            if i == len(params):
-                return 1
-            p = params[i]
-            if not self.is_active(p, assigned):
-                return count(i + 1, assigned)
-            if p.name in parents:
-                total = 0.0
-                for v in p.grid(10 ** 6):
-                    total += count(i + 1, {**assigned, p.name: v})
-                return total
-            return p.cardinality * count(i + 1, assigned)
-
         if any(p.cardinality == math.inf for p in params):
             return math.inf
-        return count(0, {})
+        total, budget = 1, [SIZE_WORK]
+        for group in self._groups():
+            n, exact = self._count(group, budget)
+            total *= n
+            if total > SIZE_CAP:
+                return AtLeast(SIZE_CAP, "10^18")
+            if not exact:  # n is a lower bound; the groups not counted have one configuration at least
+                return AtLeast(total)
+        return float(total)
+
+    def _groups(self) -> List[List[Param]]:
+        """The parameters in order, split into groups that no condition links."""
+        root = {name: name for name in self.params}
+
+        def find(n: str) -> str:
+            while root[n] != n:
+                root[n] = root[root[n]]
+                n = root[n]
+            return n
+
+        for p in self.params.values():
+            for parent in p.when:
+                root[find(p.name)] = find(parent)
+        groups: Dict[str, List[Param]] = {}
+        for p in self.params.values():
+            groups.setdefault(find(p.name), []).append(p)
+        return list(groups.values())
+
+    def _count(self, group: List[Param], budget: List[int]) -> Tuple[int, bool]:
+        """(configurations of one group, whether exact); not exact means a lower bound.
+
+        Goes through the parameters in order, keeping the number of partial configurations per
+        state, where a state says, for each later parameter with a condition on the parameters
+        seen so far, whether that condition still holds (one bit per such parameter). Stops with a
+        lower bound (the number of states) when the states or ``budget[0]`` (steps) run out."""
+        if len(group) == 1:
+            return int(group[0].cardinality), True
+        bit = {p.name: 1 << i for i, p in enumerate(group)}
+        children: Dict[str, List[Param]] = {}
+        for p in group:
+            for parent in p.when:
+                children.setdefault(parent, []).append(p)
+        pending = 0  # bits of the later parameters some condition of which has been looked at
+        states: Dict[int, int] = {0: 1}  # bits of the conditions that hold so far -> count
+        for p in group:
+            me = bit[p.name]
+            kids = children.get(p.name, [])
+            kid_bits = sum(bit[k.name] for k in kids)
+            fresh = kid_bits & ~pending  # conditions looked at for the first time: they hold so far
+            classes = self._classes(p, kids, bit) if kids else {}
+            new: Dict[int, int] = {}
+            budget[0] -= len(states)
+            if budget[0] < 0:
+                return len(states), False
+            for state, n in states.items():
+                if len(new) > SIZE_STATES:  # each state stands for at least one configuration
+                    return len(new), False
+                active = not p.when or bool(state & me)
+                state = (state & ~me) | fresh
+                if not kids:
+                    key, n = state, n * int(p.cardinality) if active else n
+                    new[key] = new.get(key, 0) + n
+                elif active:
+                    for allowed, mult in classes.items():
+                        key = state & (~kid_bits | allowed)
+                        new[key] = new.get(key, 0) + n * mult
+                else:
+                    key = state & ~kid_bits
+                    new[key] = new.get(key, 0) + n
+            pending = (pending & ~me) | kid_bits
+            states = new
+        return sum(states.values()), True
+
+    def _classes(self, p: Param, kids: List[Param], bit: Mapping[str, int]) -> Dict[int, int]:
+        """p's values grouped by which of its children's conditions they meet (as bits): bits -> count."""
+        allows: Dict[Tuple[str, Any], int] = {}  # a value p can take -> bits of the children it allows
+        for k in kids:
+            b = bit[k.name]
+            for key in self._allowed[k.name][p.name]:
+                if key in allows:
+                    allows[key] |= b
+                elif _can_take(p, key):
+                    allows[key] = b
+        out: Dict[int, int] = {}
+        for allowed in allows.values():
+            out[allowed] = out.get(allowed, 0) + 1
+        rest = int(p.cardinality) - len(allows)  # values no condition names
+        if rest > 0:
+            out[0] = out.get(0, 0) + rest
+        return out
 
     def to_dict(self) -> Dict[str, Dict[str, Any]]:
         return {name: p.to_dict() for name, p in self.params.items()}
@@ -385,7 +495,8 @@ class SearchSpace:
         return cls(param_from_dict(name, spec) for name, spec in d.items())
 
     def __repr__(self) -> str:
-        return f"SearchSpace({len(self)} parameters, size {self.size():g})"
+        size = self.size()
+        return f"SearchSpace({len(self)} parameters, size {size if isinstance(size, AtLeast) else format(size, 'g')})"
 
 
 def param_from_dict(name: str, spec: Mapping[str, Any]) -> Param:
