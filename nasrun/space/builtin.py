@@ -12,7 +12,7 @@
 """
 from __future__ import annotations
 
-from typing import Any, Dict, List, Mapping
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 from .params import Categorical, Integer, Param
 
@@ -31,10 +31,71 @@ BUILTIN_OPTIONS: Dict[str, Dict[str, Any]] = {
 }
 
 
+MAX_CHAIN_LAYERS = 64  # the chain space has about 3 parameters per layer
+MAX_WIDTH = 2 ** 31 - 1
+CHAIN_KINDS = {"cnn": CNN_OPS, "mlp": MLP_OPS}
+
+
+def _text(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else f"{text[:80]}... ({len(text):,} characters)"
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _names_problem(value: Any, known, what: str) -> Optional[str]:
+    if not isinstance(value, (list, tuple)) or not value:
+        return f"expected a non-empty list of {what}: {', '.join(known)}"
+    for v in value:
+        if not isinstance(v, str) or v not in known:
+            return f"{_text(v)} is not one of the {what}: {', '.join(known)}"
+    if len(set(value)) != len(value):
+        return f"the {what} must be distinct"
+    return None
+
+
+def option_problem(name: str, options: Mapping[str, Any]) -> Optional[Tuple[str, str]]:
+    """The first problem of a builtin space's options (defaults filled in) as (option, message),
+    or None; what the options must be to expand into a space of bounded size."""
+    opts = {**BUILTIN_OPTIONS[name], **options}
+    if name == "nb201":
+        problem = _names_problem(opts["ops"], NB201_OPS, "NAS-Bench-201 operations")
+        return ("ops", problem) if problem else None
+    kind = opts["kind"]
+    if not isinstance(kind, str) or kind not in CHAIN_KINDS:
+        return "kind", f"expected one of {', '.join(repr(k) for k in CHAIN_KINDS)}, got {_text(kind)}"
+    for key in ("max_layers", "min_layers"):
+        v = opts[key]
+        if not _is_int(v) or not 1 <= v <= MAX_CHAIN_LAYERS:
+            return key, f"expected an integer >= 1 and <= {MAX_CHAIN_LAYERS}, got {_text(v)}"
+    if opts["min_layers"] > opts["max_layers"]:
+        return "min_layers", (f"min_layers ({opts['min_layers']}) must not exceed max_layers "
+                              f"({opts['max_layers']})")
+    if opts["ops"] is not None:
+        problem = _names_problem(opts["ops"], CHAIN_KINDS[kind], f"{kind} operations")
+        if problem:
+            return "ops", problem
+    widths = opts["widths"]
+    if not isinstance(widths, (list, tuple)) or not widths:
+        return "widths", "expected a non-empty list of positive integers"
+    for w in widths:
+        if not _is_int(w) or not 1 <= w <= MAX_WIDTH:
+            return "widths", f"expected positive integers (at most {MAX_WIDTH}), got {_text(w)}"
+    if len(set(widths)) != len(widths):
+        return "widths", "the widths must be distinct"
+    if not isinstance(opts["skip"], bool):
+        return "skip", f"expected true or false, got {_text(opts['skip'])}"
+    return None
+
+
 def chain_params(kind: str = "cnn", max_layers: int = 4, min_layers: int = 1, ops=None,
                  widths=DEFAULT_WIDTHS, skip: bool = True) -> List[Param]:
-    if kind not in ("cnn", "mlp"):
-        raise ValueError(f"kind must be 'cnn' or 'mlp', not {kind!r}")
+    problem = option_problem("chain", {"kind": kind, "max_layers": max_layers, "min_layers": min_layers,
+                                       "ops": ops or None, "widths": widths, "skip": skip})
+    if problem:
+        raise ValueError(f"{problem[0]}: {problem[1]}")
     ops = tuple(ops) if ops else (CNN_OPS if kind == "cnn" else MLP_OPS)
     params: List[Param] = [Integer("num_layers", {}, int(min_layers), int(max_layers))]
     for i in range(int(max_layers)):
@@ -48,6 +109,9 @@ def chain_params(kind: str = "cnn", max_layers: int = 4, min_layers: int = 1, op
 
 
 def nb201_params(ops=NB201_OPS) -> List[Param]:
+    problem = option_problem("nb201", {"ops": list(ops)})
+    if problem:
+        raise ValueError(f"{problem[0]}: {problem[1]}")
     return [Categorical(f"edge_{to}_{frm}", {}, tuple(ops)) for to, frm in NB201_EDGES]
 
 

@@ -4,15 +4,24 @@ See ``configs/`` for commented examples and ``nasrun init`` for a starter spec.
 """
 from __future__ import annotations
 
+import heapq
 import os
 from dataclasses import dataclass
 from typing import Any, Dict, List, Literal, Mapping, Optional
 
 from ..space import BUILTIN_OPTIONS, SearchSpace, builtin_params, param_from_dict
-from .fields import Ctx, build, describe, field, join, suggest
+from ..space.builtin import option_problem
+from .fields import Ctx, build, check_name, describe, field, join, shorten, suggest
 from .slurm import SlurmSpec
 
 NAME_PATTERN = r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}"
+INT64_MIN, INT64_MAX = -2 ** 63, 2 ** 63 - 1  # integer parameters and choices are stored as int64
+
+
+def _names(names, limit: int = 12) -> str:
+    """Names for a message, at most ``limit`` of them."""
+    names = [shorten(n, 40, quote=False) for n in names]
+    return ", ".join(names) if len(names) <= limit else ", ".join(names[:limit]) + f", ... ({len(names)} in all)"
 
 
 @dataclass(frozen=True)
@@ -58,13 +67,20 @@ class SpaceSpec:
                     raise ctx.error(f"unknown option of the {self.builtin} space{suggest(k, defaults)}; "
                                     f"expected one of: {', '.join(defaults)}", p, opts, k)
                 _check_like(defaults[k], v, p, ctx, opts, k)
+            problem = option_problem(self.builtin, self.options)
+            if problem:
+                key, message = problem
+                raise ctx.error(message, join(join(path, "options"), key), opts if key in opts else data,
+                                key if key in opts else "options")
         raw = data.get("params") or {}
         builtin = {p.name: p for p in (builtin_params(self.builtin, self.options) if self.builtin else [])}
         own = {}
         for name, spec in self.params.items():
             p = join(join(path, "params"), name)
+            check_name(name, "a parameter name", p, ctx, raw, name)
             if name in builtin:
-                raise ctx.error(f"parameter {name!r} is already defined by the {self.builtin} space", p, raw, name)
+                raise ctx.error(f"parameter {shorten(name)} is already defined by the {self.builtin} space",
+                                p, raw, name)
             _check_param(name, spec, p, ctx, raw)
             own[name] = param_from_dict(name, _param_dict(spec))
         known = {**builtin, **own}
@@ -73,12 +89,13 @@ class SpaceSpec:
             for parent, allowed in param.when.items():
                 wp = join(join(join(join(path, "params"), name), "when"), parent)
                 if parent not in known or parent == name:
-                    raise ctx.error(f"condition on unknown parameter {parent!r}{suggest(parent, known)}; "
-                                    f"expected one of: {', '.join(n for n in known if n != name)}",
+                    raise ctx.error(f"condition on unknown parameter {shorten(parent)}{suggest(parent, known)}; "
+                                    f"expected one of: {_names(n for n in known if n != name)}",
                                     wp, when, parent)
                 for v in allowed:
                     if not known[parent].contains(v):
-                        raise ctx.error(f"{v!r} is not a value of parameter {parent!r}", wp, when, parent)
+                        raise ctx.error(f"{shorten(v)} is not a value of parameter {shorten(parent)}", wp, when,
+                                        parent)
         try:
             _ordered(own)
         except ValueError as e:
@@ -95,17 +112,29 @@ class SpaceSpec:
 
 
 def _ordered(params: Mapping[str, Any]) -> List[Any]:
-    """Parameters in spec order, moved after the parameters their conditions name (stable)."""
+    """Parameters in spec order, moved after the parameters their conditions name (stable):
+    each step places the first parameter, in spec order, whose conditions name placed ones only."""
+    names = list(params)
+    index = {name: i for i, name in enumerate(names)}
+    waiting = {name: 0 for name in names}  # parents not placed yet
+    children: Dict[str, List[str]] = {name: [] for name in names}
+    for name, p in params.items():
+        for parent in p.when:
+            if parent in params:
+                waiting[name] += 1
+                children[parent].append(name)
+    ready = [index[n] for n in names if waiting[n] == 0]
+    heapq.heapify(ready)
     out: List[Any] = []
-    placed: set = set()
-    remaining = list(params.values())
-    while remaining:
-        ready = [p for p in remaining if all(parent in placed or parent not in params for parent in p.when)]
-        if not ready:
-            raise ValueError("conditions form a cycle: " + ", ".join(p.name for p in remaining))
-        out.append(ready[0])
-        placed.add(ready[0].name)
-        remaining.remove(ready[0])
+    while ready:
+        name = names[heapq.heappop(ready)]
+        out.append(params[name])
+        for child in children[name]:
+            waiting[child] -= 1
+            if waiting[child] == 0:
+                heapq.heappush(ready, index[child])
+    if len(out) < len(names):
+        raise ValueError("conditions form a cycle: " + _names(n for n in names if waiting[n] > 0))
     return out
 
 
@@ -140,7 +169,7 @@ def _check_param(name: str, spec: Any, path: str, ctx: Ctx, parent) -> None:
         raise ctx.error("expected a parameter: a list of choices, or a mapping with 'type' "
                         "(categorical, int or float)", path, parent, name)
     kind = spec.get("type")
-    if kind not in PARAM_KEYS:
+    if not isinstance(kind, str) or kind not in PARAM_KEYS:
         raise ctx.error(f"expected type: categorical, int or float, got {describe(kind)}"
                         f"{suggest(kind, PARAM_KEYS) if isinstance(kind, str) else ''}",
                         join(path, "type"), parent_line_src, "type")
@@ -158,6 +187,9 @@ def _check_param(name: str, spec: Any, path: str, ctx: Ctx, parent) -> None:
             if not isinstance(c, (str, int, float, bool)) or c is None:
                 raise ctx.error(f"choices must be strings, numbers or booleans, got {describe(c)}",
                                 join(path, "choices"), parent_line_src, "choices")
+            if isinstance(c, int) and not INT64_MIN <= c <= INT64_MAX:
+                raise ctx.error(f"an integer choice must lie between -2^63 and 2^63-1 (int64), got "
+                                f"{shorten(c)}", join(path, "choices"), parent_line_src, "choices")
         if len({(type(c).__name__, c) for c in choices}) != len(choices):
             raise ctx.error("choices must be distinct", join(path, "choices"), parent_line_src, "choices")
     else:
@@ -168,6 +200,9 @@ def _check_param(name: str, spec: Any, path: str, ctx: Ctx, parent) -> None:
                     or v in (float("inf"), float("-inf")):
                 want = "an integer" if kind == "int" else "a finite number"
                 raise ctx.error(f"expected {want}, got {describe(v)}", join(path, b), parent_line_src, b)
+            if kind == "int" and not INT64_MIN <= v <= INT64_MAX:
+                raise ctx.error(f"expected an integer between -2^63 and 2^63-1 (int64), got {shorten(v)}",
+                                join(path, b), parent_line_src, b)
         if spec["low"] > spec["high"]:
             raise ctx.error(f"low ({spec['low']}) must not exceed high ({spec['high']})", path,
                             parent_line_src, "low")
@@ -200,10 +235,10 @@ class DatasetSpec:
                 raise ctx.error(f"the {self.name} dataset needs 'path'", join(path, "path"), data)
             p = os.path.expandvars(os.path.expanduser(self.path))
             if "$" in p:
-                raise ctx.error(f"{self.path}: an environment variable in the path is not set",
-                                join(path, "path"), data, "path")
+                raise ctx.error(f"{shorten(self.path, quote=False)}: an environment variable in the path is "
+                                "not set", join(path, "path"), data, "path")
             if not os.path.exists(p):
-                raise ctx.error(f"dataset not found: {p} (no downloads: point 'path' at the data "
+                raise ctx.error(f"dataset not found: {shorten(p, quote=False)} (no downloads: point 'path' at the data "
                                 "on your file system)", join(path, "path"), data, "path")
 
 
@@ -219,7 +254,7 @@ class OptimizerSpec:
 class ObjectiveTermSpec:
     """One of several objectives (``objective.objectives[i]``)."""
 
-    metric: str
+    metric: str = field(name="metric")
     mode: Literal["max", "min"] = "max"
     weight: float = field(1.0, gt=0.0)  # used only with objective.scalarize: true
 
@@ -231,7 +266,7 @@ class ObjectiveTermSpec:
 class ConstraintSpec:
     """``objective.constraints[i]``: min <= metric <= max; a trial outside is infeasible."""
 
-    metric: str
+    metric: str = field(name="metric")
     min: Optional[Any] = None  # a number; YAML reads 1.0e6 (no exponent sign) as a string: accepted
     max: Optional[Any] = None
 
@@ -261,7 +296,7 @@ class DurationSpec:
     of a metric the function returns (``metric: train_seconds``), or a constant per full
     budget (``seconds: 600``; a multi-fidelity trial takes its share of the budget)."""
 
-    metric: Optional[str] = None
+    metric: Optional[str] = field(None, name="metric")
     seconds: Optional[float] = field(None, gt=0.0)
 
     def _check(self, path, ctx, data):
@@ -274,7 +309,7 @@ class DurationSpec:
 class ObjectiveSpec:
     type: Literal["train", "table", "function"] = "train"
     # One objective: metric/mode. Several: objectives (metric/mode are then the first one's).
-    metric: str = "valid_accuracy"
+    metric: str = field("valid_accuracy", name="metric")
     mode: Literal["max", "min"] = "max"
     objectives: List[ObjectiveTermSpec] = field([])
     constraints: List[ConstraintSpec] = field([])
@@ -304,13 +339,13 @@ class ObjectiveSpec:
         if self.objectives:
             for key in ("metric", "mode"):
                 if key in data and data[key] != getattr(self.objectives[0], key):
-                    raise ctx.error(f"{key} {data[key]!r} differs from the first of 'objectives' "
-                                    f"({getattr(self.objectives[0], key)!r}); give the objectives in "
+                    raise ctx.error(f"{key} {shorten(data[key])} differs from the first of 'objectives' "
+                                    f"({shorten(getattr(self.objectives[0], key))}); give the objectives in "
                                     "'objectives' only", join(path, key), data, key)
             seen = set()
             for i, o in enumerate(self.objectives):
                 if o.metric in seen:
-                    raise ctx.error(f"metric {o.metric!r} is named twice", join(path, f"objectives[{i}].metric"),
+                    raise ctx.error(f"metric {shorten(o.metric)} is named twice", join(path, f"objectives[{i}].metric"),
                                     data, "objectives")
                 seen.add(o.metric)
         if self.scalarize and len(self.objectives) < 2:
@@ -323,7 +358,7 @@ class ObjectiveSpec:
             raise ctx.error("an objective of type function needs 'function: module:function'",
                             join(path, "function"), data)
         if self.type == "table" and self.path is not None and not os.path.exists(os.path.expanduser(self.path)):
-            raise ctx.error(f"benchmark table not found: {self.path} (a directory holding the "
+            raise ctx.error(f"benchmark table not found: {shorten(self.path, quote=False)} (a directory holding the "
                             "tables, or a table file)", join(path, "path"), data, "path")
 
 
@@ -377,14 +412,14 @@ class StrategySpec:
     def _check(self, path, ctx, data):
         from ..strategies import STRATEGIES
         if self.name not in STRATEGIES:
-            raise ctx.error(f"unknown strategy {self.name!r}{suggest(self.name, STRATEGIES)}; expected one "
+            raise ctx.error(f"unknown strategy {shorten(self.name)}{suggest(self.name, STRATEGIES)}; expected one "
                             f"of: {', '.join(STRATEGIES)}", join(path, "name"), data, "name")
         accepted = STRATEGIES[self.name].options
         opts = data.get("options") or {}
         for k, v in self.options.items():
             p = join(join(path, "options"), k)
             if k not in accepted:
-                raise ctx.error(f"unknown option of strategy {self.name!r}{suggest(k, accepted)}; expected "
+                raise ctx.error(f"unknown option of strategy {shorten(self.name)}{suggest(k, accepted)}; expected "
                                 f"one of: {', '.join(accepted) or '(none)'}", p, opts, k)
             d = accepted[k]
             if isinstance(d, bool):
