@@ -422,7 +422,29 @@ class SearchSpace:
         groups: Dict[str, List[Param]] = {}
         for p in self.params.values():
             groups.setdefault(find(p.name), []).append(p)
-        return list(groups.values())
+        return [self._depth_first(g) for g in groups.values()]
+
+    @staticmethod
+    def _depth_first(group: List[Param]) -> List[Param]:
+        """The group's parameters, each after its parents and as soon after them as it can be
+        (so that few conditions are half looked at while counting)."""
+        waiting = {p.name: len(p.when) for p in group}
+        children: Dict[str, List[Param]] = {}
+        for p in group:
+            for parent in p.when:
+                children.setdefault(parent, []).append(p)
+        stack = [p for p in reversed(group) if not p.when]
+        out: List[Param] = []
+        while stack:
+            p = stack.pop()
+            out.append(p)
+            ready = []
+            for child in children.get(p.name, []):
+                waiting[child.name] -= 1
+                if waiting[child.name] == 0:
+                    ready.append(child)
+            stack.extend(reversed(ready))
+        return out
 
     def _count(self, group: List[Param], budget: List[int]) -> Tuple[int, bool]:
         """(configurations of one group, whether exact); not exact means a lower bound.
