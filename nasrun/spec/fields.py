@@ -60,7 +60,9 @@ def shorten(value: Any, limit: int = MAX_ECHO, quote: bool = True) -> str:
             return text
         return f"{text[:limit]}... ({len(value):,} characters)"
     if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 200:
-        return f"{'-' if value < 0 else ''}an integer of {int(value.bit_length() * math.log10(2)) + 1:,} digits"
+        digits = int(value.bit_length() * math.log10(2)) + 1  # without str(): Python limits it
+        digits -= abs(value) < 10 ** (digits - 1)
+        return f"{'a negative ' if value < 0 else 'an '}integer of {digits:,} digits"
     try:
         text = _repr.repr(value)
     except Exception:  # a value whose repr fails: say its type
@@ -180,6 +182,9 @@ def convert(hint: Any, value: Any, path: str, ctx: Ctx, parent: Any, key: Any,
     if hint is int:
         if isinstance(value, bool) or not isinstance(value, int):
             raise ctx.error(f"expected an integer{_range(meta)}, got {describe(value)}", path, parent, key)
+        if not -2 ** 63 <= value < 2 ** 63:  # stored as int64
+            raise ctx.error(f"expected an integer{_range(meta)} that fits in 64 bits (at most 2^63-1), got "
+                            f"{shorten(value)}", path, parent, key)
     elif hint is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ctx.error(f"expected a number{_range(meta)}, got {describe(value)}", path, parent, key)
