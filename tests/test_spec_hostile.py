@@ -206,6 +206,14 @@ def test_control_characters_in_names_are_refused(tmp_path, text, path):
     assert not any(c in out for c in "\x1b\x07\t"), repr(out)
 
 
+def test_empty_and_self_referring_parameter_names_are_refused(tmp_path):
+    out = rejects(tmp_path, HEAD + 'space: {params: {"": [1, 2]}}\n' + FUNC, "space.params")
+    assert "must not be empty" in out
+    out = rejects(tmp_path, HEAD + "space: {params: {x: [1, 2], y: {type: int, low: 0, high: 3, "
+                                   "when: {x: [1], y: [1]}}}}\n" + FUNC, "space.params.y.when.y")
+    assert "on itself" in out
+
+
 # a normal spec still validates
 def test_default_config_still_validates(monkeypatch):
     monkeypatch.chdir(ROOT)

@@ -72,6 +72,8 @@ def shorten(value: Any, limit: int = MAX_ECHO, quote: bool = True) -> str:
 
 def check_name(value: Any, what: str, path: str, ctx: "Ctx", parent: Any, key: Any) -> None:
     """A name (of a parameter, a metric) must be printable: no control characters or newlines."""
+    if isinstance(value, str) and not value:
+        raise ctx.error(f"{what} must not be empty", path, parent, key)
     if isinstance(value, str) and not value.isprintable():
         raise ctx.error(f"{what} must not contain control characters (newline, tab, escape, ...), got "
                         f"{shorten(value)}", path, parent, key)

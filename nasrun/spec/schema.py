@@ -88,7 +88,9 @@ class SpaceSpec:
             when = _param_dict(self.params[name]).get("when") or {}
             for parent, allowed in param.when.items():
                 wp = join(join(join(join(path, "params"), name), "when"), parent)
-                if parent not in known or parent == name:
+                if parent == name:
+                    raise ctx.error("a parameter cannot have a condition on itself", wp, when, parent)
+                if parent not in known:
                     raise ctx.error(f"condition on unknown parameter {shorten(parent)}{suggest(parent, known)}; "
                                     f"expected one of: {_names(n for n in known if n != name)}",
                                     wp, when, parent)
