@@ -518,7 +518,8 @@ class SearchSpace:
 
     def __repr__(self) -> str:
         size = self.size()
-        return f"SearchSpace({len(self)} parameters, size {size if isinstance(size, AtLeast) else format(size, 'g')})"
+        text = size if isinstance(size, AtLeast) else format(size, "g")
+        return f"SearchSpace({len(self)} parameters, size {text})"
 
 
 def param_from_dict(name: str, spec: Mapping[str, Any]) -> Param:

@@ -19,7 +19,6 @@ from typing import Any, Dict, List, Mapping, Optional
 
 from ..errors import SpecError
 
-
 MAX_ECHO = 80  # characters of a value echoed in a message
 MAX_MESSAGE = 600  # a message (values already cut) is cut beyond this as a last resort
 

@@ -54,7 +54,8 @@ class _Loader(yaml.SafeLoader):
         event = self.peek_event()
         collection = isinstance(event, (yaml.SequenceStartEvent, yaml.MappingStartEvent))
         if collection and self._depth >= MAX_DEPTH:
-            raise SpecError(f"nesting deeper than {MAX_DEPTH} levels of lists or mappings; a spec needs a few",
+            raise SpecError(f"nesting deeper than {MAX_DEPTH} levels of lists or mappings; a spec needs "
+                            "a few",
                             self._where(), self.file, event.start_mark.line + 1)
         self._depth += collection
         try:
@@ -142,8 +143,8 @@ def _construct_mapping(loader: _Loader, node: yaml.MappingNode, deep: bool = Fal
             raise SpecError("a mapping key must be a plain value", file=loader.file,
                             line=key_node.start_mark.line + 1) from None
         if key in out:
-            raise SpecError(f"duplicated key {shorten(key)} (first on line {out.lines[key]})", file=loader.file,
-                            line=key_node.start_mark.line + 1)
+            raise SpecError(f"duplicated key {shorten(key)} (first on line {out.lines[key]})",
+                            file=loader.file, line=key_node.start_mark.line + 1)
         out[key] = loader.construct_object(value_node, deep=True)
         out.lines[key] = key_node.start_mark.line + 1
     return out
@@ -171,7 +172,8 @@ def load_yaml(text: str, file: Optional[str] = None) -> Any:
         mark = e.problem_mark or e.context_mark
         line = mark.line + 1 if mark is not None else None
         msg = " ".join(str(x) for x in (e.context, e.problem) if x)
-        raise SpecError(f"YAML syntax error: {shorten(msg, 200, quote=False)}", file=file, line=line) from None
+        raise SpecError(f"YAML syntax error: {shorten(msg, 200, quote=False)}", file=file,
+                        line=line) from None
     except yaml.YAMLError as e:
         raise SpecError(f"YAML error: {shorten(str(e), 200, quote=False)}", file=file) from None
     except RecursionError:  # should not happen with MAX_DEPTH; never a traceback

@@ -21,7 +21,9 @@ INT64_MIN, INT64_MAX = -2 ** 63, 2 ** 63 - 1  # integer parameters and choices a
 def _names(names, limit: int = 12) -> str:
     """Names for a message, at most ``limit`` of them."""
     names = [shorten(n, 40, quote=False) for n in names]
-    return ", ".join(names) if len(names) <= limit else ", ".join(names[:limit]) + f", ... ({len(names)} in all)"
+    if len(names) <= limit:
+        return ", ".join(names)
+    return ", ".join(names[:limit]) + f", ... ({len(names)} in all)"
 
 
 @dataclass(frozen=True)
@@ -91,13 +93,14 @@ class SpaceSpec:
                 if parent == name:
                     raise ctx.error("a parameter cannot have a condition on itself", wp, when, parent)
                 if parent not in known:
-                    raise ctx.error(f"condition on unknown parameter {shorten(parent)}{suggest(parent, known)}; "
+                    raise ctx.error(f"condition on unknown parameter {shorten(parent)}"
+                                    f"{suggest(parent, known)}; "
                                     f"expected one of: {_names(n for n in known if n != name)}",
                                     wp, when, parent)
                 for v in allowed:
                     if not known[parent].contains(v):
-                        raise ctx.error(f"{shorten(v)} is not a value of parameter {shorten(parent)}", wp, when,
-                                        parent)
+                        raise ctx.error(f"{shorten(v)} is not a value of parameter {shorten(parent)}", wp,
+                                        when, parent)
         try:
             _ordered(own)
         except ValueError as e:
@@ -240,7 +243,8 @@ class DatasetSpec:
                 raise ctx.error(f"{shorten(self.path, quote=False)}: an environment variable in the path is "
                                 "not set", join(path, "path"), data, "path")
             if not os.path.exists(p):
-                raise ctx.error(f"dataset not found: {shorten(p, quote=False)} (no downloads: point 'path' at the data "
+                raise ctx.error(f"dataset not found: {shorten(p, quote=False)} (no downloads: point 'path' "
+                                "at the data "
                                 "on your file system)", join(path, "path"), data, "path")
 
 
@@ -347,7 +351,8 @@ class ObjectiveSpec:
             seen = set()
             for i, o in enumerate(self.objectives):
                 if o.metric in seen:
-                    raise ctx.error(f"metric {shorten(o.metric)} is named twice", join(path, f"objectives[{i}].metric"),
+                    raise ctx.error(f"metric {shorten(o.metric)} is named twice",
+                                    join(path, f"objectives[{i}].metric"),
                                     data, "objectives")
                 seen.add(o.metric)
         if self.scalarize and len(self.objectives) < 2:
@@ -360,7 +365,8 @@ class ObjectiveSpec:
             raise ctx.error("an objective of type function needs 'function: module:function'",
                             join(path, "function"), data)
         if self.type == "table" and self.path is not None and not os.path.exists(os.path.expanduser(self.path)):
-            raise ctx.error(f"benchmark table not found: {shorten(self.path, quote=False)} (a directory holding the "
+            raise ctx.error(f"benchmark table not found: {shorten(self.path, quote=False)} (a directory "
+                            "holding the "
                             "tables, or a table file)", join(path, "path"), data, "path")
 
 
@@ -414,14 +420,16 @@ class StrategySpec:
     def _check(self, path, ctx, data):
         from ..strategies import STRATEGIES
         if self.name not in STRATEGIES:
-            raise ctx.error(f"unknown strategy {shorten(self.name)}{suggest(self.name, STRATEGIES)}; expected one "
+            raise ctx.error(f"unknown strategy {shorten(self.name)}{suggest(self.name, STRATEGIES)}; "
+                            "expected one "
                             f"of: {', '.join(STRATEGIES)}", join(path, "name"), data, "name")
         accepted = STRATEGIES[self.name].options
         opts = data.get("options") or {}
         for k, v in self.options.items():
             p = join(join(path, "options"), k)
             if k not in accepted:
-                raise ctx.error(f"unknown option of strategy {shorten(self.name)}{suggest(k, accepted)}; expected "
+                raise ctx.error(f"unknown option of strategy {shorten(self.name)}{suggest(k, accepted)}; "
+                                "expected "
                                 f"one of: {', '.join(accepted) or '(none)'}", p, opts, k)
             d = accepted[k]
             if isinstance(d, bool):
