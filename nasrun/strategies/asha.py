@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import bisect
 import math
-from typing import Any, Dict, List, Mapping
+from typing import Any, Dict, List, Mapping, Tuple
 
 from .base import Strategy
 from .fidelity import check_fidelity, rung_budgets
@@ -31,17 +31,36 @@ class ASHA(Strategy):
                                     self.opts["eta"])
         # per rung, told trials best first: {"trial_id", "config", "score", "promoted"}
         self.rungs: List[List[Dict[str, Any]]] = [[] for _ in self.budgets]
+        self._index()
+
+    def _index(self) -> None:
+        """Lookup structures derived from ``rungs`` (not part of the state): per rung the sort
+        keys, per trial its rung and key, and the keys of the entries not promoted yet, so ask, tell
+        and promotable cost O(log n) (plus list insertions), not O(trials told)."""
+        self._keys: List[List[Tuple[float, int]]] = [
+            [(-r["score"], r["trial_id"]) for r in rung] for rung in self.rungs]
+        self._where: Dict[int, Tuple[int, Tuple[float, int]]] = {
+            r["trial_id"]: (k, (-r["score"], r["trial_id"]))
+            for k, rung in enumerate(self.rungs) for r in rung}
+        self._free: List[List[Tuple[float, int]]] = [  # keys of the entries not promoted yet
+            [(-r["score"], r["trial_id"]) for r in rung if not r["promoted"]] for rung in self.rungs]
+
+    def _top(self, k: int) -> int:
+        return int(math.floor(len(self.rungs[k]) / float(self.opts["eta"]) + 1e-9))
 
     def _promotable(self, k: int):
-        rung = self.rungs[k]  # kept best first
-        top = int(math.floor(len(rung) / float(self.opts["eta"]) + 1e-9))
-        return next((r for r in rung[:top] if not r["promoted"]), None)
+        """The best entry of rung ``k`` not promoted yet, if it is within the rung's top 1/eta."""
+        if not self._free[k]:
+            return None
+        rank = bisect.bisect_left(self._keys[k], self._free[k][0])
+        return self.rungs[k][rank] if rank < self._top(k) else None
 
     def ask(self):
         for k in range(len(self.budgets) - 2, -1, -1):
             r = self._promotable(k)
             if r is not None:
                 r["promoted"] = True
+                self._free[k].pop(0)
                 return self._new(r["config"], self.budgets[k + 1], r["trial_id"], rung=k + 1)
         return self._new(self.space.sample(self.rng), self.budgets[0], rung=0)
 
@@ -50,11 +69,15 @@ class ASHA(Strategy):
         score = self.score(outcome)
         if score is None:
             return
-        rung = self.rungs[int(s.info["rung"])]
+        k = int(s.info["rung"])
         entry = {"trial_id": s.trial_id, "config": dict(s.config), "score": float(score),
                  "promoted": False}
-        keys = [(-r["score"], r["trial_id"]) for r in rung]
-        rung.insert(bisect.bisect(keys, (-entry["score"], entry["trial_id"])), entry)
+        key = (-entry["score"], entry["trial_id"])
+        i = bisect.bisect(self._keys[k], key)
+        self._keys[k].insert(i, key)
+        self.rungs[k].insert(i, entry)
+        self._where[s.trial_id] = (k, key)
+        bisect.insort(self._free[k], key)
 
     def promotable(self, trial_id: int) -> bool:
         """A trial below the top rung may still be promoted from its saved state while it ranks
@@ -62,15 +85,16 @@ class ASHA(Strategy):
         trial further down is released: were it promoted later after all, it would restart
         from scratch (the decisions are the same, only the compute differs). That bounds the
         states kept to about STATE_WINDOW per rung instead of every trial ever told."""
-        for k, rung in enumerate(self.rungs[:-1]):
-            for rank, r in enumerate(rung):
-                if r["trial_id"] == trial_id:
-                    top = int(math.floor(len(rung) / float(self.opts["eta"]) + 1e-9))
-                    return not r["promoted"] and rank < top + STATE_WINDOW
-        return False
+        where = self._where.get(trial_id)
+        if where is None or where[0] >= len(self.rungs) - 1:
+            return False
+        k, key = where
+        rank = bisect.bisect_left(self._keys[k], key)
+        return not self.rungs[k][rank]["promoted"] and rank < self._top(k) + STATE_WINDOW
 
     def _state(self) -> Dict[str, Any]:
         return {"rungs": [[dict(r) for r in rung] for rung in self.rungs]}
 
     def _load_state(self, state: Mapping[str, Any]) -> None:
         self.rungs = [[dict(r) for r in rung] for rung in state["rungs"]]
+        self._index()
