@@ -335,3 +335,21 @@ def test_a_damaged_state_written_by_a_group_falls_back_to_the_older_one(tmp_path
     log = "\n".join(lines)
     assert refs[2].file in log and "checksum mismatch" in log
     assert ("continued from epoch 1" in log) if start else ("starts from scratch" in log)
+
+
+@pytest.mark.parametrize("runtime", [
+    {"python_rng": [3, [1, 2], None]},                      # a Mersenne state of the wrong length
+    {"numpy_rng": ["MT19937", [1, 2, 3], 0, 0, 0.0]},       # a numpy key of the wrong length
+    {"numpy_rng": "forged"},                                 # not a state at all
+    {"elapsed_seconds": "NaN"},
+])
+def test_a_forged_runtime_state_is_a_clear_checkpoint_error(tmp_path, runtime):
+    text = fn_spec(2)
+    drive(text, open_store(str(tmp_path)), groups=2)
+    store = open_store(str(tmp_path))  # a writer that commits a forged runtime state
+    loaded = store.load()
+    store.begin(loaded.spec_text, loaded.version, loaded)
+    store.commit(runtime)
+    store.close()
+    with pytest.raises(CheckpointError, match="runtime state cannot be restored"):
+        drive(text, open_store(str(tmp_path)), groups=2)

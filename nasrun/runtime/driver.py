@@ -41,7 +41,7 @@ from typing import Any, Callable, Deque, Dict, List, Optional, Set, Tuple
 import numpy as np
 
 from .. import __version__
-from ..errors import NasrunError, Resumable, RunFailed
+from ..errors import CheckpointError, NasrunError, Resumable, RunFailed
 from ..store import events as ev
 from ..store.base import DONE, RUNNING, Loaded, Store, TrialRecord
 from ..store.replay import restore_strategy
@@ -109,13 +109,20 @@ class Driver:
         st = loaded.state
         self.replayed = restore_strategy(self.strategy, loaded)
         rt = loaded.runtime or {}
-        self.elapsed_before = max(float(rt.get("elapsed_seconds", 0.0)), st.elapsed)
-        if "python_rng" in rt:
-            random.setstate((rt["python_rng"][0], tuple(int(x) for x in rt["python_rng"][1]),
-                             rt["python_rng"][2]))
-        if "numpy_rng" in rt:
-            name, keys, pos, has_gauss, cached = rt["numpy_rng"]
-            np.random.set_state((name, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
+        try:  # a forged or foreign runtime state is a damaged checkpoint, not a traceback
+            self.elapsed_before = max(float(rt.get("elapsed_seconds", 0.0)), st.elapsed)
+            if not math.isfinite(self.elapsed_before):
+                raise ValueError(f"elapsed_seconds is {self.elapsed_before}")
+            if "python_rng" in rt:
+                random.setstate((int(rt["python_rng"][0]), tuple(int(x) for x in rt["python_rng"][1]),
+                                 rt["python_rng"][2]))
+            if "numpy_rng" in rt:
+                name, keys, pos, has_gauss, cached = rt["numpy_rng"]
+                np.random.set_state((str(name), np.asarray(keys, dtype=np.uint32), int(pos),
+                                     int(has_gauss), float(cached)))
+        except (TypeError, ValueError, IndexError, KeyError, AttributeError, OverflowError) as e:
+            raise CheckpointError(f"the checkpoint's runtime state cannot be restored "
+                                  f"({type(e).__name__}: {str(e)[:200]})") from None
         top = self.view.top_of_state(st, 1)
         if top:
             self.best = (self.view.key(top[0]), top[0])
