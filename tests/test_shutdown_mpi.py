@@ -104,7 +104,10 @@ def test_workers_exit_when_rank_0_is_gone(tmp_path):
         except ProcessLookupError:
             pass
     assert time.monotonic() - t0 < 60, job.output
-    assert "no word from rank 0 for 6 s" in job.output, job.output
+    # an idle worker hears nothing while it waits for work; a worker that was finishing a trial
+    # when rank 0 froze cannot hand its result over: either notices within orphan_timeout
+    assert re.search(r"no word from rank 0 for 6 s|rank 0 has not taken a message for 6 s",
+                     job.output), job.output
 
 
 def _rank0(job):

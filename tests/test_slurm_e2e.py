@@ -93,13 +93,24 @@ def test_submitted_spec_runs_to_completion_on_several_mpi_tasks(tmp_path, slurm_
 
 @pytest.mark.slow
 def test_time_limit_signal_checkpoints_resubmits_and_finishes_the_budget(tmp_path, slurm_cluster):
-    # 1 minute limit, signal 40 s before it (SLURM checks about once a minute, so the signal
-    # comes anywhere from the start to ~20 s in, even while the ranks start): 12 trials of 3 s on
-    # 2 worker ranks are 21 s of work, more than the <= 20 s one job gets.
-    spec, exp = write_spec(tmp_path, "e2e-signal", 14, ['time: "1"', "signal_lead: 40", "max_resubmits: 10"])
+    # What SLURM sends before the time limit (--signal=B:USR1@lead: SIGUSR1 to the batch shell),
+    # sent by the test at a known point instead of by SLURM's time-limit check, which runs about
+    # once a minute (the signal came anywhere in the first minute, and a job that had finished
+    # its trials by then made the test fail): after two finished trials, 14 trials of 3 s on two
+    # groups leave ~15 s of work.
+    spec, exp = write_spec(tmp_path, "e2e-signal", 14, ['time: "10"', "signal_lead: 60", "max_resubmits: 10"])
     env = env_with(slurm_cluster, 3.0)
     nasrun(["submit", spec], str(tmp_path), env)
-    wait_for(lambda: chain_done(exp), 500, "the chain to finish the budget")
+    first = events(exp)[0]["job_id"]
+
+    def some_finished():
+        try:
+            return len(finished_trials(exp)) >= 2
+        except (OSError, AssertionError):
+            return False
+    wait_for(some_finished, 120, "two finished trials in the checkpoint")
+    subprocess.run(["scancel", "--batch", "--signal=USR1", first], env=env, check=True, timeout=30)
+    wait_for(lambda: chain_done(exp), 300, "the chain to finish the budget")
     ev = events(exp)
     exits = [e for e in ev if e["event"] == "exit"]
     assert len(exits) >= 2 and exits[0]["code"] == 75 and exits[0]["signalled"] == 1, job_output(exp)
