@@ -135,15 +135,42 @@ def test_submit_refuses_while_the_chain_runs(tmp_path, slurm_cluster):
 
 
 def test_hostile_job_name_reaches_slurm_literally(tmp_path, slurm_cluster):
-    name = "x; touch canary $(touch canary) `touch canary` 'q\" #"
+    # shell syntax without a space, quote, backslash or '#' (those are refused: sbatch's own parser
+    # would split, strip or cut them in an #SBATCH line, see test_slurm_render.py)
+    name = "x;touch${IFS}canary|$(touch${IFS}canary)`touch${IFS}canary`&>canary"
+    comment = "c;$(touch${IFS}canary)<canary"
     spec, env, exp, state = setup_experiment(tmp_path, slurm_cluster, "0",
-                                             ["tasks_per_node: 1", f"job_name: {json.dumps(name)}"])
+                                             ["tasks_per_node: 1", f"job_name: {json.dumps(name)}",
+                                              f"extra_sbatch: [{json.dumps('--comment=' + comment)}]"])
     nasrun(["submit", spec], str(tmp_path), env)
     wait_for(lambda: chain_done(exp), CHAIN_TIMEOUT, "the job to finish")
     job = events(exp)[0]["job_id"]
     info = subprocess.run(["scontrol", "show", "job", job], env=env, capture_output=True, text=True,
                           timeout=30).stdout
-    assert f"JobName={name}" in info, info
+    assert f"JobName={name}\n" in info and f"Comment={comment} " in info, info
     assert events(exp)[-1]["code"] == 0
     for d in (tmp_path, tmp_path / "runs" / "exp", tmp_path / "runs" / "exp" / "slurm"):
         assert not (d / "canary").exists()
+
+
+def test_sbatch_reads_each_sbatch_line_as_exactly_one_option(tmp_path, slurm_cluster):
+    """sbatch -v lists the options it parsed from the rendered script (--test-only submits nothing):
+    exactly the ones nasrun wrote, each extra_sbatch item as one option with its value intact."""
+    extra = ["--comment=a,b;$(id)`id`|<>&*", "--exclusive", "--mail-type=END,FAIL"]
+    spec = write_spec(str(tmp_path / "spec.yaml"), "exp",
+                      ['job_name: "j;$(id)"', 'time: "5"', "signal_lead: 30",
+                       f"extra_sbatch: {json.dumps(extra)}"])
+    script = tmp_path / "job.sh"
+    script.write_text(nasrun(["submit", "--dry-run", spec], str(tmp_path), slurm_cluster).stdout)
+    p = subprocess.run(["sbatch", "--test-only", "-v", str(script)], env=slurm_cluster, capture_output=True,
+                       text=True, timeout=30)
+    lines = p.stderr.splitlines()
+    start = lines.index("sbatch: defined options") + 2
+    parsed = dict(tuple(x.strip() for x in line[len("sbatch: "):].split(":", 1))
+                  for line in lines[start:lines.index("sbatch: end of defined options") - 1])
+    assert parsed == {
+        "comment": extra[0][len("--comment="):], "cpus-per-task": "1", "exclusive": "exclusive",
+        "job-name": "j;$(id)", "mail-type": "END,FAIL", "nodes": "1", "ntasks-per-node": "3",
+        "open-mode": "a",
+        "output": f"{tmp_path}/runs/exp/slurm/%j.out", "signal": "B:USR1@30", "test-only": "set",
+        "time": "00:05:00", "verbose": "1"}, p.stderr

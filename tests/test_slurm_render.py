@@ -10,7 +10,7 @@ import pytest
 from nasrun.errors import SpecError
 from nasrun.slurm.render import DEFAULT_TEMPLATE, JobPaths, render
 from nasrun.spec import parse_spec
-from nasrun.spec.slurm import parse_time
+from nasrun.spec.slurm import parse_time, sbatch_literal_problem
 
 from slurm_support import REPO, nasrun, write_spec
 
@@ -112,6 +112,13 @@ def test_time_formats():
     ('extra_sbatch: ["--x\\n--y"]', "slurm.extra_sbatch[0]"),
     ('extra_sbatch: ["--signal=USR2@60"]', "slurm.extra_sbatch[0]"),
     ('extra_sbatch: ["--output=/tmp/x"]', "slurm.extra_sbatch[0]"),
+    ('extra_sbatch: ["--constraint=a100", "--comment=a --export=NONE --signal=B:USR2@100"]',
+     "slurm.extra_sbatch[1]"),
+    ('extra_sbatch: ["--array=1-4"]', "slurm.extra_sbatch[0]"),
+    ('extra_sbatch: ["--sig=B:USR2@100"]', "slurm.extra_sbatch[0]"),
+    ('job_name: "a b"', "slurm.job_name"),
+    ("job_name: \"it's\"", "slurm.job_name"),
+    ('time: " 30"', "slurm.time"),
     ('launcher: slurm', "slurm.launcher"),
     ('mpi: "pmix --x"', "slurm.mpi"),
     ('launcher_args: ["a\\nb"]', "slurm.launcher_args[0]"),
@@ -174,8 +181,9 @@ def test_dry_run_python_option_and_default_job_name(tmp_path):
 def test_own_template_and_unknown_placeholder(tmp_path):
     t = tmp_path / "mine.sh"
     t.write_text("#!/bin/bash\n{{ sbatch }}\necho {{ job_name }} {{spec}}\n")
-    out = _dry_run(tmp_path, ["job_name: 'a b'"], "--template", str(t)).stdout
-    assert f"echo 'a b' {tmp_path}/spec.yaml" in out
+    out = _dry_run(tmp_path, ["job_name: 'a;b'"], "--template", str(t)).stdout
+    assert "#SBATCH --job-name=a;b" in out.splitlines()  # sbatch's parser: no quoting there
+    assert f"echo 'a;b' {tmp_path}/spec.yaml" in out  # the shell's: quoted
     t.write_text("{{ nope }}\n")
     spec = str(tmp_path / "spec.yaml")
     p = nasrun(["submit", "--dry-run", "--template", str(t), spec], cwd=str(tmp_path),
@@ -193,6 +201,8 @@ def test_bad_spec_value_fails_submit_with_key_path(tmp_path):
 HOSTILE = [
     "$(touch canary)", "`touch canary`", "x; touch canary", "x' ; touch canary; '", 'x" ; touch canary; "',
     "x && touch canary", "x | touch canary", "$(touch${IFS}canary)", "x > canary", "\\$(touch canary)",
+    # no space, quote, backslash or '#': these may go into #SBATCH lines too (job name, log path)
+    "x;touch${IFS}canary", "`touch${IFS}canary`", "x&&touch${IFS}canary", "x|touch${IFS}canary", "x>canary",
 ]
 
 FAKE = """#!/bin/bash
@@ -218,11 +228,22 @@ def test_hostile_values_do_not_run_when_the_script_runs(tmp_path, value):
     s = spec.slurm
     import dataclasses
     s = dataclasses.replace(s, env={"WEIRD": value}, launcher_args=[value], binds=[value], container=value)
+    with open(DEFAULT_TEMPLATE) as f:
+        template = f.read()
+    # the job name and the experiment directory also go into #SBATCH lines, unquoted: only values
+    # that sbatch reads literally may; the others are refused, never quoted there
+    literal = sbatch_literal_problem(value) is None
+    job_name = value if literal else "job"
     exp = str(sandbox / value.replace("/", "_"))
     paths = JobPaths(spec=str(sandbox / (value.replace("/", "_") + ".yaml")), experiment_dir=exp,
                      workdir=str(sandbox), script=str(sandbox / "job.sh"))
-    with open(DEFAULT_TEMPLATE) as f:
-        text = render(s, job_name=value, paths=paths, template=f.read(), python=value)
+    if not literal:
+        for name, p in ((value, dataclasses.replace(paths, experiment_dir=str(tmp_path / "exp"))),
+                        ("job", paths)):
+            with pytest.raises(ValueError, match="cannot go into an #SBATCH line"):
+                render(s, job_name=name, paths=p, template=template, python=value)
+        paths = dataclasses.replace(paths, experiment_dir=str(tmp_path / "exp"))
+    text = render(s, job_name=job_name, paths=paths, template=template, python=value)
     script = tmp_path / "job.sh"
     script.write_text(text)
     calls = tmp_path / "calls.txt"
@@ -236,7 +257,10 @@ def test_hostile_values_do_not_run_when_the_script_runs(tmp_path, value):
     lines = calls.read_text().splitlines()
     assert lines == ["srun", "--mpi=pmix", value, "apptainer", "exec", "--bind", value, value, value,
                      "-m", "nasrun", "run", paths.spec, f"WEIRD={value}"]
-    assert f"({value})" in p.stdout  # the job name printed literally
+    assert f"({job_name})" in p.stdout  # the job name printed literally
+    if literal:
+        assert f"#SBATCH --job-name={value}" in text.splitlines()
+        assert f"#SBATCH --output={exp}/slurm/%j.out" in text.splitlines()
 
 
 def test_control_characters_in_paths_are_refused(tmp_path):
@@ -256,3 +280,63 @@ def test_resume_of_a_function_objective_confirms_the_function_and_logs_append():
     assert "#SBATCH --open-mode=append\n" in text
     plain = render(spec.slurm, job_name="x", paths=PATHS, template=template)
     assert 'set -- resume "$NASRUN_SLURM_DIR"\n' in plain
+
+
+SMUGGLED = [  # (slurm line, key path, words the message must contain)
+    ('extra_sbatch: ["--comment=a --export=NONE --signal=B:USR2@100"]', "slurm.extra_sbatch[0]",
+     "as several options"),
+    ('extra_sbatch: ["--exclusive", "--array=1-4"]', "slurm.extra_sbatch[1]", "--array is set by nasrun"),
+    ('extra_sbatch: ["-a 1-4"]', "slurm.extra_sbatch[0]", "short form of --array"),
+    ('extra_sbatch: ["-J", "x"]', "slurm.extra_sbatch[0]", "set that key instead"),
+    ('extra_sbatch: ["-Ca100"]', "slurm.extra_sbatch[0]", "'--constraint=value'"),
+    ('extra_sbatch: ["--dep=afterok:1"]', "slurm.extra_sbatch[0]", "abbreviation of --dependency"),
+    ('extra_sbatch: ["--no-req"]', "slurm.extra_sbatch[0]", "abbreviation of --no-requeue"),
+    ('extra_sbatch: ["--export-file=/tmp/env"]', "slurm.extra_sbatch[0]", "NASRUN_SLURM_RESUBMIT"),
+    ('extra_sbatch: ["--partition=gpu"]', "slurm.extra_sbatch[0]", "slurm.partition"),
+    ('extra_sbatch: ["--open-mode=truncate"]', "slurm.extra_sbatch[0]", "set by nasrun submit"),
+    ("extra_sbatch: [\"--comment='a'\"]", "slurm.extra_sbatch[0]", "a quote"),
+    ('extra_sbatch: ["--comment=a\\\\b"]', "slurm.extra_sbatch[0]", "a backslash"),
+    ('extra_sbatch: ["--comment=a#b"]', "slurm.extra_sbatch[0]", "'#'"),
+    ('job_name: "my job"', "slurm.job_name", "whitespace"),
+    ("job_name: \"it's\"", "slurm.job_name", "a quote"),
+    ('job_name: "a\\\\b"', "slurm.job_name", "a backslash"),
+    ('job_name: "x#y"', "slurm.job_name", "'#'"),
+    ('job_name: "caf\\u00e9"', "slurm.job_name", "non-ASCII"),
+    ('time: "30 "', "slurm.time", "whitespace"),
+]
+
+
+@pytest.mark.parametrize("command", ["validate", "submit"])
+@pytest.mark.parametrize("line, path, words", SMUGGLED)
+def test_what_sbatch_would_not_read_as_one_literal_option_is_refused(tmp_path, command, line, path, words):
+    """Exit 2, the file and the key path, no traceback: sbatch would split an #SBATCH line at
+    whitespace into several options, strip quotes and backslashes and stop at '#'."""
+    spec = write_spec(str(tmp_path / "spec.yaml"), "exp", [line])
+    args = ["validate", spec] if command == "validate" else ["submit", "--dry-run", spec]
+    p = nasrun(args, cwd=str(tmp_path), env=dict(os.environ, PYTHONPATH=REPO), check=False)
+    assert p.returncode == 2, p.stdout + p.stderr
+    assert f"{spec}:" in p.stderr and f"{path}:" in p.stderr and words in p.stderr, p.stderr
+    assert "Traceback" not in p.stderr and "#SBATCH" not in p.stdout
+    assert os.listdir(tmp_path) == ["spec.yaml"]
+
+
+def test_extra_options_that_are_one_literal_option_go_in_as_they_are(tmp_path):
+    opts = ["--gpus=2", "--ntasks=4", "--time-min=10", "--mem-per-cpu=1G", "--constraint=a100&nvme",
+            "--exclusive", "--comment=a,b;$(x)`y`|<>", "--mail-type=END,FAIL"]
+    out = _dry_run(tmp_path, [f"extra_sbatch: {opts!r}"]).stdout.splitlines()
+    for o in opts:
+        assert f"#SBATCH {o}" in out
+
+
+def test_experiment_directory_that_sbatch_cannot_take_is_refused_and_percent_is_escaped(tmp_path):
+    spec = str(tmp_path / "spec.yaml")
+    with open(spec, "w") as f:
+        f.write("experiment: {name: exp, output_dir: 'my runs/exp'}\nspace: {builtin: chain}\n")
+    p = nasrun(["submit", "--dry-run", spec], cwd=str(tmp_path), env=dict(os.environ, PYTHONPATH=REPO),
+               check=False)
+    assert p.returncode == 2 and "Traceback" not in p.stderr, p.stderr
+    assert f"{spec}:" in p.stderr and "experiment.output_dir" in p.stderr and "whitespace" in p.stderr
+    # '%' starts a filename pattern in --output (%j is the job id): a literal one is written '%%'
+    paths = JobPaths(spec="/a/spec.yaml", experiment_dir="/a/100%/exp", workdir="/a", script="/a/job.sh")
+    text = render(parse_spec(BASE).slurm, job_name="x", paths=paths, template="{{ sbatch }}")
+    assert "#SBATCH --output=/a/100%%/exp/slurm/%j.out" in text.splitlines()

@@ -36,8 +36,8 @@ def prepare(spec_path: str, template: Optional[str] = None, python: Optional[str
                         template_name=os.path.basename(template), python=python,
                         objective_function=(spec.objective.function
                                             if spec.objective.type == "function" else None))
-    except ValueError as e:  # a path with a control character
-        raise UserInputError(f"cannot write a safe batch script: {e}") from None
+    except ValueError as e:  # a path that cannot go on one line, or into an #SBATCH line
+        raise UserInputError(f"{spec_path}: cannot write a safe batch script: {e}") from None
     return spec, paths, script
 
 

@@ -4,7 +4,10 @@
 the same script, which is what the golden-file tests compare. Templates use ``{{ name }}``
 placeholders; every value put into them is either a number, a fixed string of our own, or passed
 through :func:`quote` (``shlex.quote`` after refusing control characters, which no quoting makes
-safe in an ``#SBATCH`` line or a comment).
+safe on one line). ``#SBATCH`` lines are different: sbatch reads them with its own parser, not the
+shell's, and no quoting means the same to every SLURM version (see :mod:`nasrun.spec.slurm`), so
+their values go in unquoted and :func:`sbatch_value` refuses any that sbatch would not read
+literally.
 """
 from __future__ import annotations
 
@@ -15,7 +18,7 @@ from dataclasses import dataclass
 from typing import Dict, List, Optional
 
 from ..errors import UserInputError
-from ..spec.slurm import CONTROL, SlurmSpec
+from ..spec.slurm import CONTROL, SlurmSpec, extra_sbatch_problem, sbatch_literal_problem
 
 PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 TEMPLATE_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
@@ -33,6 +36,15 @@ def quote(value: str) -> str:
     return shlex.quote(value)
 
 
+def sbatch_value(value: str, what: str) -> str:
+    """``value`` as it is, for an ``#SBATCH`` line; ValueError when sbatch would not read it literally
+    (the spec's checks refuse such values first; this also covers paths and direct callers)."""
+    problem = sbatch_literal_problem(value)
+    if problem:
+        raise ValueError(f"{what} cannot go into an #SBATCH line: {value!r} {problem}")
+    return value
+
+
 @dataclass(frozen=True)
 class JobPaths:
     """Where the job runs and what it works on (absolute paths)."""
@@ -44,24 +56,31 @@ class JobPaths:
 
     @property
     def output(self) -> str:
-        return os.path.join(self.experiment_dir, "slurm", "%j.out")
+        """sbatch's --output pattern: %j is the job id; a '%' of the directory is written '%%'."""
+        return os.path.join(self.experiment_dir.replace("%", "%%"), "slurm", "%j.out")
 
 
 def sbatch_lines(s: SlurmSpec, job_name: str, paths: JobPaths) -> List[str]:
-    opts = [f"--job-name={quote(job_name)}", f"--nodes={s.nodes}",
+    """One option per line, values unquoted: sbatch would split a line at whitespace into several
+    options and strips quotes and backslashes (SLURM 2.x kept single quotes)."""
+    opts = [f"--job-name={sbatch_value(job_name, 'the job name')}", f"--nodes={s.nodes}",
             f"--ntasks-per-node={s.tasks_per_node}", f"--cpus-per-task={s.cpus_per_task}"]
     if s.gpus_per_node:
         opts.append(f"--gpus-per-node={s.gpus_per_node}")
     for key in ("gres", "mem", "partition", "account", "qos"):
         value = getattr(s, key)
         if value is not None:
-            opts.append(f"--{key}={quote(value)}")
-    opts.append(f"--time={quote(s.time)}")
+            opts.append(f"--{key}={sbatch_value(value, f'slurm.{key}')}")
+    opts.append(f"--time={sbatch_value(s.time, 'slurm.time')}")
     # B: signals only the batch shell, which forwards SIGUSR1 to the launcher (see the template)
     opts.append(f"--signal=B:USR1@{s.signal_lead}")
-    opts.append(f"--output={quote(paths.output)}")
+    opts.append(f"--output={sbatch_value(paths.output, 'the log path (experiment.output_dir)')}")
     opts.append("--open-mode=append")  # a requeued job appends to its first attempt's log
-    opts.extend(s.extra_sbatch)  # validated: '--name[=value]', no control characters
+    for i, item in enumerate(s.extra_sbatch):  # the spec refused these already; a direct caller may not
+        problem = extra_sbatch_problem(item)
+        if problem:
+            raise ValueError(f"slurm.extra_sbatch[{i}]: {problem}")
+        opts.append(item)
     return [f"#SBATCH {o}" for o in opts]
 
 
