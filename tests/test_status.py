@@ -193,3 +193,30 @@ def test_status_of_a_big_experiment_reads_the_right_numbers(tmp_path):
     assert sorted(groups) == list(range(8))
     assert sum(g["trials"] for g in groups.values()) == 20_003  # the queued ones have no group
     assert sum(g["failed"] for g in groups.values()) == n_failed
+
+
+def test_many_groups_are_summarized_with_the_least_busy_listed(tmp_path):
+    """1,000 groups: the text report gives mean/min/median/max and the least busy groups, not
+    1,000 lines; --json still lists every group."""
+    from nasrun.store.base import DONE, TrialRecord
+    from nasrun.trial import Outcome, Suggestion
+    records = []
+    for i in range(3000):  # group g runs 3 trials of 10 s; groups 7 and 500 only 1 (idle 2/3)
+        g = i % 1000
+        if g in (7, 500) and i >= 1000:
+            continue
+        start = 100.0 + 10 * (i // 1000)
+        records.append(TrialRecord(Suggestion(i, {"x": i}), DONE, Outcome(i, DONE, {"valid_accuracy": 0.5}),
+                                   g, start, start + 10, None))
+    write_experiment(str(tmp_path), records, "experiment: {name: wide}\n")
+    rep = json.loads(run(str(tmp_path), "--json").output)
+    assert len(rep["utilization"]["groups"]) == 1000
+    r = run(str(tmp_path), "--top", "3")
+    assert r.exit_code == 0, r.output
+    lines, flat = r.output.splitlines(), " ".join(r.output.split())  # rich wraps at 80 columns
+    assert "1000 worker groups: utilization mean 100%, min 33%, median 100%, max 100%; 2996 trials, " \
+           "0 failed" in flat
+    assert "least busy 3 of 1000 groups" in flat
+    rows = [ln.split("│")[1].strip() for ln in lines if ln.startswith("│")][-3:]  # the last table
+    assert rows == ["7", "500", "0"]  # the two stragglers first, then the lowest id at 100%
+    assert len(lines) < 40  # not one per group

@@ -88,7 +88,7 @@ def _cell(key: str, v: Any) -> str:
     return str(v)
 
 
-def render_status(r: Dict[str, Any]):
+def render_status(r: Dict[str, Any], top: int = 5):
     """The report as one rich renderable (printed once, or refreshed by ``--watch``)."""
     from rich.console import Group
     from rich.progress_bar import ProgressBar
@@ -128,14 +128,7 @@ def render_status(r: Dict[str, Any]):
         parts.append(tb)
     u = r.get("utilization") or {}
     if u.get("groups"):
-        tu = Table(title=f"worker groups (utilization = busy / {_duration(u['window_seconds'])})",
-                   title_justify="left", min_width=50)
-        for c in ("group", "trials", "failed", "busy", "utilization"):
-            tu.add_column(c, justify="right")
-        for g in u["groups"]:
-            tu.add_row(str(g["group"]), str(g["trials"]), str(g["failed"]), _duration(g["busy"]),
-                       f"{g['fraction']:.0%}" if math.isfinite(g["fraction"]) else "-")
-        parts.append(tu)
+        parts += _group_table(u["groups"], u["window_seconds"], top)
     if r["failures"]:
         tf = Table(title="recent failures", title_justify="left")
         tf.add_column("trial")
@@ -158,21 +151,57 @@ def render_status(r: Dict[str, Any]):
     return Group(*parts)
 
 
-def print_status(r: Dict[str, Any]) -> None:
+#: above this many worker groups the text report summarizes them (``--json`` lists every group)
+GROUPS_LISTED = 16
+
+
+def _group_table(groups: List[Dict[str, Any]], window: float, top: int) -> List[Any]:
+    """Every group's line, or, for more than GROUPS_LISTED groups, a summary line and the ``top``
+    least busy groups: a 1,024-group run is read for its stragglers, not line by line."""
+    from rich.table import Table
+    from rich.text import Text
+
+    def pct(f: float) -> str:
+        return f"{f:.0%}" if math.isfinite(f) else "-"
+
+    out: List[Any] = []
+    shown = groups
+    title = f"worker groups (utilization = busy / {_duration(window)})"
+    if len(groups) > GROUPS_LISTED:
+        fr = sorted(g["fraction"] for g in groups if math.isfinite(g["fraction"]))
+        if fr:
+            out.append(Text(f"{len(groups)} worker groups: utilization mean {pct(sum(fr) / len(fr))}, "
+                            f"min {pct(fr[0])}, median {pct(fr[len(fr) // 2])}, max {pct(fr[-1])}; "
+                            f"{sum(g['trials'] for g in groups)} trials, "
+                            f"{sum(g['failed'] for g in groups)} failed (all groups: --json)"))
+        key = lambda g: (g["fraction"] if math.isfinite(g["fraction"]) else -1.0, g["group"])  # noqa: E731
+        shown = sorted(groups, key=key)[:max(1, top)]
+        title = f"least busy {len(shown)} of {len(groups)} groups (busy / " \
+                f"{_duration(window)})"
+    tu = Table(title=title, title_justify="left", min_width=50)
+    for c in ("group", "trials", "failed", "busy", "utilization"):
+        tu.add_column(c, justify="right")
+    for g in shown:
+        tu.add_row(str(g["group"]), str(g["trials"]), str(g["failed"]), _duration(g["busy"]),
+                   pct(g["fraction"]))
+    return out + [tu]
+
+
+def print_status(r: Dict[str, Any], top: int = 5) -> None:
     from rich.console import Console
-    Console().print(render_status(r))
+    Console().print(render_status(r, top))
 
 
 def watch_status(path: str, top: int, every: float) -> None:
     """Redraw the status every ``every`` seconds until the run has ended (or Ctrl-C)."""
     from rich.live import Live
     r = experiment_status(path, top)
-    with Live(render_status(r), auto_refresh=False) as live:
+    with Live(render_status(r, top), auto_refresh=False) as live:
         try:
             while not r["ended"]:
                 time.sleep(every)
                 r = experiment_status(path, top)
-                live.update(render_status(r), refresh=True)
+                live.update(render_status(r, top), refresh=True)
         except KeyboardInterrupt:  # the normal way to stop watching a run that goes on
             pass
 
@@ -195,4 +224,4 @@ def status(path: str, as_json: bool, top: int, watch: Optional[float]) -> None:
     if as_json:
         click.echo(json.dumps(report, indent=2, default=_plain))
     else:
-        print_status(report)
+        print_status(report, top)
