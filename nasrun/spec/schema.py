@@ -32,7 +32,7 @@ class ExperimentSpec:
                       pattern_help="expected a name of letters, digits, '.', '_' and '-' "
                                    "(at most 100, not starting with '.', '_' or '-')")
     output_dir: Optional[str] = None  # default: runs/<name>, relative to the working directory
-    seed: int = field(0, min=0)
+    seed: int = field(0, min=0, max=2 ** 32 - 1)  # numpy and torch seeds: 32 bits
 
     def _check(self, path, ctx, data):
         pass
