@@ -73,7 +73,6 @@ def preflight(spec, file: Optional[str] = None) -> None:
         return SpecError(message, path=path, file=file)
 
     _check_seconds(spec, error)
-    _check_strategy(spec, error)
     o = spec.objective
     if o.type == "function":
         from ..objectives import import_function
@@ -100,18 +99,15 @@ def _check_seconds(spec, error) -> None:
             raise error(f"expected at most {top:g} seconds (a year), got {shorten(v)}", path)
 
 
-def _check_strategy(spec, error) -> None:
-    for k, v in spec.strategy.options.items():
-        b = STRATEGY_BOUNDS.get(k)
-        if b is None or isinstance(v, bool) or not isinstance(v, (int, float)):
-            continue
-        if not _inside(v, *b):
-            raise error(f"expected a value in {_interval(*b)} for strategy {spec.strategy.name!r}, "
-                        f"got {shorten(v)}", f"strategy.options.{k}")
-    opts = spec.strategy_options()
-    if "min_budget" in opts and "max_budget" in opts and opts["min_budget"] > opts["max_budget"]:
-        raise error(f"min_budget ({opts['min_budget']:g}) must not exceed max_budget "
-                    f"({opts['max_budget']:g})", "strategy.options.min_budget")
+def strategy_option_problem(name: str, value: Any) -> Optional[str]:
+    """What is wrong with a numeric strategy option's value (checked by the spec schema, before
+    the strategy is built: a huge network or population would exhaust memory), or None."""
+    b = STRATEGY_BOUNDS.get(name)
+    if b is None or isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    if _inside(value, *b):
+        return None
+    return f"expected a value in {_interval(*b)}, got {shorten(value)}"
 
 
 def _param_domain(spec: Any) -> Tuple[str, Any]:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import glob
 import os
+import zipfile
 from dataclasses import dataclass
 from typing import Optional, Tuple
 
@@ -165,7 +166,6 @@ DIGITS_SHAPE = (1797, (1, 8, 8))
 
 def _npz_header(path: str, key: str) -> Tuple[Tuple[int, ...], np.dtype]:
     """Shape and dtype of array ``key`` of an .npz file, from its header only (no data read)."""
-    import zipfile
     with zipfile.ZipFile(path) as z:
         names = [n[:-4] for n in z.namelist() if n.endswith(".npy")]
         if key not in names:
@@ -224,7 +224,7 @@ def check_dataset(ds) -> Tuple[int, Tuple[int, ...]]:
             raise UserInputError(f"{path}: expected an .npz or .h5/.hdf5 file")
     except UserInputError:
         raise
-    except (OSError, ValueError, KeyError) as e:
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
         raise UserInputError(f"{path}: cannot read: {str(e)[:200]}") from None
     y = np.asarray(y)
     if xdtype.kind not in "biuf" or y.dtype.kind not in "biuf":
