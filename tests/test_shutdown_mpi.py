@@ -128,10 +128,16 @@ def _rank0(job):
 
 # -- a worker that cannot prepare ends the job (exit 2), it does not hang ---------------------------
 FAILS_ON = """import os, time
+MARK = {mark!r}
 if os.environ.get("OMPI_COMM_WORLD_RANK", "0") in {ranks!r}:
+    if {wait!r}:  # fail once the healthy group has finished a trial (it is busy with the next)
+        end = time.monotonic() + 100
+        while not os.path.exists(MARK) and time.monotonic() < end:
+            time.sleep(0.05)
     raise RuntimeError("cannot import on this worker")
 def f(config, ctx):
     time.sleep(0.2)
+    open(MARK, "a").close()
     return {{"valid_accuracy": config["x"]}}
 """
 
@@ -149,7 +155,8 @@ def test_a_worker_that_cannot_import_the_objective_ends_the_job_with_exit_2(tmp_
     """Rank 0 imports the module (validate passes); the workers (all, or one while the other
     group trains) cannot: rank 0 logs the error, stops every group and the job exits 2."""
     module = "prep_" + "_".join(ranks)
-    (tmp_path / f"{module}.py").write_text(FAILS_ON.format(ranks=set(ranks)))
+    (tmp_path / f"{module}.py").write_text(FAILS_ON.format(ranks=set(ranks), wait=len(ranks) == 1,
+                                                           mark=str(tmp_path / "a-trial-ran")))
     (tmp_path / "spec.yaml").write_text(function_spec(tmp_path, module))
     t0 = time.monotonic()
     job = Job(3, ["run", str(tmp_path / "spec.yaml")], str(tmp_path))
@@ -165,7 +172,13 @@ def test_a_worker_that_cannot_import_the_objective_ends_the_job_with_exit_2(tmp_
     assert "ending the job with MPI_Abort (exit 2)" in job.output
     assert took < 120, job.output
     assert not session_pids(job.proc.pid)
-    assert load_view(str(tmp_path / "exp")) is not None  # committed before the abort
+    view = load_view(str(tmp_path / "exp"))  # committed before the abort
+    assert view is not None
+    done = [t for t in view.trials if t.status == "done"]
+    if len(ranks) == 1:  # group 0 trained until rank 2 failed; its results are kept
+        assert done and job.finished_lines() >= 1, job.output
+    else:
+        assert not done and job.finished_lines() == 0, job.output
 
 
 def test_an_objective_that_does_not_import_is_refused_before_the_job_starts(tmp_path):
