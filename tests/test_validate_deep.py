@@ -264,3 +264,36 @@ def test_run_refuses_an_unimportable_function_before_starting(tmp_path):
     assert r.exit_code == 2, r.output
     assert f"{f}: objective.function: " in r.output and "No module named" in r.output
     assert not os.path.exists(tmp_path / "exp")  # nothing started
+
+
+def test_resume_imports_the_objective_only_after_it_is_confirmed(tmp_path):
+    """resume preflights the stored spec: an objective that no longer imports is exit 2 with the
+    stored spec and key path named, and its module runs only once the user confirmed it."""
+    import subprocess
+    import sys
+
+    from conftest import mpi_env
+    name = module(tmp_path, "def f(config, ctx):\n    return {'valid_accuracy': config['x']}\n")
+    d = with_(BASE, {**function_spec(tmp_path, f"{name}:f"), "experiment.output_dir":
+                     str(tmp_path / "exp"), "budget.max_trials": 2})
+    (tmp_path / "spec.yaml").write_text(yaml.safe_dump(d))
+
+    def nasrun(*args):
+        return subprocess.run([sys.executable, "-m", "nasrun", *args], cwd=tmp_path, env=mpi_env(),
+                              capture_output=True, text=True, timeout=300)
+
+    r = nasrun("run", str(tmp_path / "spec.yaml"))
+    assert r.returncode == 0, r.stdout + r.stderr
+    mark = tmp_path / "module-ran"
+    (tmp_path / f"{name}.py").write_text(f"open({str(mark)!r}, 'w').close()\n"
+                                         "raise RuntimeError('gone since the run')\n")
+    r = nasrun("resume", str(tmp_path / "exp"))
+    assert r.returncode == 2 and "Confirm with" in r.stderr, r.stderr
+    assert not mark.exists()
+    r = nasrun("resume", str(tmp_path / "exp"), "--objective", f"{name}:f")
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert r.stderr.strip() == (
+        f"nasrun: error: {tmp_path / 'exp'} (stored spec): objective.function: cannot import "
+        f"{name}:f: RuntimeError: gone since the run (expected module:function, importable with "
+        "objective.python_path, naming a callable)")
+    assert mark.exists()
