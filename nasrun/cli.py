@@ -23,10 +23,16 @@ def main() -> None:
 @click.argument("spec", type=click.Path(dir_okay=False))
 @user_errors
 def validate(spec: str) -> None:
-    """Check a YAML experiment spec and print a summary; exit 2 on any problem."""
+    """Check a YAML experiment spec and print a summary; exit 2 on any problem.
+
+    Beyond the spec itself: imports a function objective (running its module's code), reads
+    the data set's headers and labels, checks the strategy's options and time limits.
+    """
     from .spec import load_spec
+    from .spec.preflight import preflight
     from .summary import spec_summary
     s = load_spec(spec)
+    preflight(s, spec)  # imports a function objective, reads the data set's headers
     click.echo(spec_summary(s, spec))
 
 

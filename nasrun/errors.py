@@ -3,7 +3,8 @@
 Exit codes (documented in the README):
     0   success (the search finished its budget)
     1   the run failed (e.g. too many consecutive failed trials)
-    2   bad input: a spec, a checkpoint or a command-line value that is wrong
+    2   bad input: a spec, a checkpoint or a command-line value that is wrong, or a worker rank
+        that could not prepare (objective import, data set, device)
     75  resumable: the run checkpointed on a signal (SLURM time limit, preemption) and can be
         resumed with ``nasrun resume`` (75 is EX_TEMPFAIL from sysexits.h)
 """

@@ -124,3 +124,69 @@ def _rank0(job):
                 return pid
         time.sleep(0.1)
     raise AssertionError("rank 0 not found")
+
+
+# -- a worker that cannot prepare ends the job (exit 2), it does not hang ---------------------------
+FAILS_ON = """import os, time
+MARK = {mark!r}
+if os.environ.get("OMPI_COMM_WORLD_RANK", "0") in {ranks!r}:
+    if {wait!r}:  # fail once the healthy group has finished a trial (it is busy with the next)
+        end = time.monotonic() + 100
+        while not os.path.exists(MARK) and time.monotonic() < end:
+            time.sleep(0.05)
+    raise RuntimeError("cannot import on this worker")
+def f(config, ctx):
+    time.sleep(0.2)
+    open(MARK, "a").close()
+    return {{"valid_accuracy": config["x"]}}
+"""
+
+
+def function_spec(tmp_path, module, trials=50):
+    return f"""experiment: {{name: prep, seed: 0, output_dir: {tmp_path / 'exp'}}}
+space: {{params: {{x: {{type: float, low: 0.0, high: 1.0}}}}}}
+objective: {{type: function, function: '{module}:f', python_path: [{tmp_path}]}}
+budget: {{max_trials: {trials}}}
+"""
+
+
+@pytest.mark.parametrize("ranks", [("1", "2"), ("2",)], ids=["every-worker", "one-worker"])
+def test_a_worker_that_cannot_import_the_objective_ends_the_job_with_exit_2(tmp_path, ranks):
+    """Rank 0 imports the module (validate passes); the workers (all, or one while the other
+    group trains) cannot: rank 0 logs the error, stops every group and the job exits 2."""
+    module = "prep_" + "_".join(ranks)
+    (tmp_path / f"{module}.py").write_text(FAILS_ON.format(ranks=set(ranks), wait=len(ranks) == 1,
+                                                           mark=str(tmp_path / "a-trial-ran")))
+    (tmp_path / "spec.yaml").write_text(function_spec(tmp_path, module))
+    t0 = time.monotonic()
+    job = Job(3, ["run", str(tmp_path / "spec.yaml")], str(tmp_path))
+    rc = job.wait(150)  # a hang would run into this; the job itself ends in seconds
+    took = time.monotonic() - t0
+    assert rc == 2, job.output
+    bad = "|".join(ranks)  # with both failing, rank 0 reports the first one it hears of
+    assert re.search(rf"nasrun: error: worker rank ({bad}) \(group [01], host \S+\) could "
+                     r"not prepare: objective\.function: cannot import prep_\w+:f: RuntimeError: "
+                     r"cannot import on this worker; stopping all worker groups", job.output), \
+        job.output
+    assert "Traceback" not in job.output
+    assert "ending the job with MPI_Abort (exit 2)" in job.output
+    assert took < 120, job.output
+    assert not session_pids(job.proc.pid)
+    view = load_view(str(tmp_path / "exp"))  # committed before the abort
+    assert view is not None
+    done = [t for t in view.trials if t.status == "done"]
+    if len(ranks) == 1:  # group 0 trained until rank 2 failed; its results are kept
+        assert done and job.finished_lines() >= 1, job.output
+    else:
+        assert not done and job.finished_lines() == 0, job.output
+
+
+def test_an_objective_that_does_not_import_is_refused_before_the_job_starts(tmp_path):
+    (tmp_path / "broken.py").write_text("def f(config, ctx:\n    return 1\n")
+    (tmp_path / "spec.yaml").write_text(function_spec(tmp_path, "broken"))
+    job = Job(3, ["run", str(tmp_path / "spec.yaml")], str(tmp_path))
+    assert job.wait(150) == 2, job.output
+    assert f"nasrun: error: {tmp_path / 'spec.yaml'}: objective.function: cannot import broken:f: " \
+           "syntax error in" in job.output
+    assert "Traceback" not in job.output
+    assert not os.path.exists(tmp_path / "exp" / "experiment.h5")

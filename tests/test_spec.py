@@ -234,6 +234,9 @@ def test_valid_specs_round_trip(params, seed, trials, builtin, ranks, strategy):
 
 
 def test_shipped_configs_validate(tmp_path, monkeypatch):
+    # validate reads the data set: a tiny CIFAR-10 binary batch (20 records of label + pixels)
+    records = bytes(range(10)) * 2
+    (tmp_path / "data_batch_1.bin").write_bytes(b"".join(bytes([y]) + bytes(3072) for y in records))
     monkeypatch.setenv("CIFAR10_DIR", str(tmp_path))
     monkeypatch.chdir(ROOT)
     configs = sorted(f for f in os.listdir(os.path.join(ROOT, "configs")) if f.endswith(".yaml"))

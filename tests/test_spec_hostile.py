@@ -77,7 +77,7 @@ def test_alias_bomb_is_refused(tmp_path):
 
 
 def test_small_aliases_are_fine(tmp_path):
-    text = (HEAD + "space:\n  params:\n    x: &xs [1, 2, 3]\n    y: *xs\n"
+    text = (HEAD + "space:\n  builtin: chain\n  params:\n    x: &xs [1, 2, 3]\n    y: *xs\n"
             "objective: {options: {a: &o {k: 1}, b: *o}}\n")
     r, _, _ = validate(tmp_path, text)
     assert r.exit_code == 0, r.output

@@ -80,11 +80,12 @@ def run(spec_path: str, force: Tuple[str, ...], groups: int, verbose: bool) -> N
     catch_early()  # a signal during the imports below must not kill the rank
     from ..runtime.api import run_experiment
     from ..spec import load_spec, parse_spec
+    from ..spec.preflight import preflight
     comm = _comm()
     text, error = None, None
     if comm.Get_rank() == 0:  # rank 0 reads the spec: one error message, not one per rank
         try:
-            load_spec(spec_path)
+            preflight(load_spec(spec_path), spec_path)
             with open(spec_path, encoding="utf-8") as f:
                 text = f.read()
         except NasrunError as e:
@@ -137,6 +138,7 @@ def resume(path: str, objective: Optional[str], force: Tuple[str, ...], groups: 
     catch_early()
     from ..runtime.api import run_experiment
     from ..spec import parse_spec
+    from ..spec.preflight import preflight
     comm = _comm()
     store, text, error = None, None, None
     if comm.Get_rank() == 0:
@@ -161,6 +163,7 @@ def resume(path: str, objective: Optional[str], force: Tuple[str, ...], groups: 
                         f"{path}: --objective {objective} differs from the checkpoint's objective "
                         f"{fn}; the checkpoint's would run. Pass --objective {fn}, or run your "
                         "spec with `nasrun run SPEC --force objective.function`")
+            preflight(spec, f"{path} (stored spec)")  # after the objective was confirmed
             probe.generations = spec.checkpoint.generations
             store = _Probed(probe, loaded)
         except NasrunError as e:

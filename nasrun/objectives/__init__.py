@@ -126,7 +126,7 @@ def import_function(target: str, python_path: Sequence[str] = ()) -> Callable[..
     except SyntaxError as e:
         raise UserInputError(f"objective.function: cannot import {target}: syntax error in "
                              f"{e.filename}, line {e.lineno}: {e.msg}") from None
-    except Exception as e:  # noqa: BLE001 - whatever the user's module raises on import
+    except (Exception, SystemExit) as e:  # noqa: BLE001 - whatever the module raises on import
         raise UserInputError(f"objective.function: cannot import {target}: "
                              f"{type(e).__name__}: {e}") from None
     if not callable(fn):

@@ -6,6 +6,7 @@ from dataclasses import replace
 
 import torch
 
+from ..errors import UserInputError
 from ..trial import DONE, Outcome
 from ..train.datasets import load_dataset
 from ..train.models import build_model
@@ -22,6 +23,8 @@ class TrainObjective(Objective):
     def prepare(self) -> None:
         try:
             load_dataset(self.spec.objective.dataset, self.spec.experiment.seed)
+        except UserInputError:
+            raise  # the data set is missing or wrong on this node: every trial would fail
         except Exception:  # noqa: BLE001 - reported by the first trial, with its traceback
             pass
 

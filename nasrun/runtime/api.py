@@ -172,17 +172,22 @@ def _run_mpi(spec, spec_text, store, loaded, comm, verbose, progress, token):
         os.environ.setdefault("PYTHONWARNINGS", "ignore")
     from ..store.states import FileStates
     from ..train.backends import make_backend
-    from .worker import worker_loop
-    device = pick_device(r.device, role.local_rank)
-    if r.threads_per_rank is None and "OMP_NUM_THREADS" not in os.environ:
-        import torch
-        torch.set_num_threads(1)
-    try:
-        backend = make_backend(r.backend, role.group_comm, device)
-    except ImportError as e:
-        raise UserInputError(f"resources.backend is 'horovod' but Horovod cannot be imported: {e}") from None
-    states = FileStates(token["dir"]) if token else None
-    runner = _runner(spec, backend, device, states, role.group_comm, role.world_rank, verbose)
+    from .worker import fail_preparing, worker_loop
+    backend = None
+    try:  # a rank that cannot set up tells rank 0, which ends the job (exit 2): no hang
+        device = pick_device(r.device, role.local_rank)
+        if r.threads_per_rank is None and "OMP_NUM_THREADS" not in os.environ:
+            import torch
+            torch.set_num_threads(1)
+        try:
+            backend = make_backend(r.backend, role.group_comm, device)
+        except ImportError as e:
+            raise UserInputError(f"resources.backend is 'horovod' but Horovod cannot be imported: "
+                                 f"{e}") from None
+        states = FileStates(token["dir"]) if token else None
+        runner = _runner(spec, backend, device, states, role.group_comm, role.world_rank, verbose)
+    except (Exception, SystemExit) as e:  # noqa: BLE001 - the user's module may raise anything
+        fail_preparing(comm, role.group, e, r.orphan_timeout)
     try:
         code = worker_loop(comm, role, runner, r.orphan_timeout)
     finally:

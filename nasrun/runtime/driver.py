@@ -41,7 +41,7 @@ from typing import Any, Callable, Deque, Dict, List, Optional, Set, Tuple
 import numpy as np
 
 from .. import __version__
-from ..errors import CheckpointError, NasrunError, Resumable, RunFailed
+from ..errors import CheckpointError, NasrunError, Resumable, RunFailed, UserInputError
 from ..store import events as ev
 from ..store.base import DONE, RUNNING, Loaded, Store, TrialRecord
 from ..store.replay import restore_strategy
@@ -393,6 +393,8 @@ class Driver:
             self.cpu["poll"] += time.perf_counter() - t0
             for msg in msgs:
                 g = msg.group
+                if isinstance(msg, m.PrepareFailed):
+                    self._prepare_failed(msg, busy)
                 if isinstance(msg, m.Ready):
                     not_ready.discard(g)
                     if reason is not None or g in told_stop:
@@ -450,6 +452,8 @@ class Driver:
         end = time.monotonic() + grace
         while not_ready and time.monotonic() < end and not self.signals:
             for msg in self.t.poll(0.2):
+                if isinstance(msg, m.PrepareFailed):
+                    self._prepare_failed(msg, {})
                 if isinstance(msg, m.Ready):
                     not_ready.discard(msg.group)
                     if msg.group not in told_stop:
@@ -461,6 +465,24 @@ class Driver:
                       f"resources.shutdown_grace ({grace:g} s) of the end; ending the job with "
                       "MPI_Abort (the checkpoint is complete)")
             self.t.abort(0)
+
+    def _prepare_failed(self, msg: m.PrepareFailed, busy: Dict[int, int]) -> None:
+        """A worker rank could not set up (objective import, data, device): every group would
+        fail the same way or wait for it. Save the trials in flight (bounded), commit and end
+        the job with exit 2 (MPI_Abort: the failed rank cannot take part in a clean exit)."""
+        error = UserInputError(f"worker rank {msg.rank} (group {msg.group}, host {msg.host}) could "
+                               f"not prepare: {msg.error}")
+        self.echo(f"nasrun: error: {error}; stopping all worker groups")
+        timeout, self.flush_timeout = self.flush_timeout, min(self.flush_timeout, 30.0)
+        try:
+            self._flush_groups(busy)
+        finally:
+            self.flush_timeout = timeout
+        self.commit(snapshot=True)
+        self.echo(f"nasrun: checkpoint saved; ending the job with MPI_Abort (exit "
+                  f"{error.exit_code})")
+        self.t.abort(error.exit_code)
+        raise error
 
     def _end_hung(self, error: NasrunError) -> None:
         self.commit(snapshot=True)

@@ -4,7 +4,9 @@ Rank 0 to a group: :class:`RunTrial`, :class:`Flush` (send your in-flight state 
 trial back: a signal came), :class:`Decision` (the answer to a :class:`Progress` report: go on or
 stop early), :class:`Heartbeat` (rank 0 is alive; sent to idle groups) and :class:`Stop`.
 
-A group to rank 0: :class:`Ready` (set up, waiting for work), :class:`Progress` (an epoch's
+A group to rank 0: :class:`Ready` (set up, waiting for work), :class:`PrepareFailed` (a worker
+rank could not set up: objective import, data, device; rank 0 ends the job, exit 2),
+:class:`Progress` (an epoch's
 metrics, when a stopper watches the run), :class:`Checkpointed` (a model state was written),
 :class:`Interrupted` (the trial was given back after a Flush) and :class:`Result`.
 
@@ -51,6 +53,16 @@ class Stop:
 @dataclass(frozen=True)
 class Ready:
     group: int
+
+
+@dataclass(frozen=True)
+class PrepareFailed:
+    """Sent by any worker rank (not only a leader) that failed before it could say Ready."""
+
+    group: int
+    rank: int  # the world rank that failed
+    host: str
+    error: str  # one line, cut short
 
 
 @dataclass(frozen=True)

@@ -80,6 +80,35 @@ def send_to_rank0(world: Any, msg: Any, patience: float) -> None:
         delay = min(delay * 1.5, 0.02)
 
 
+PREPARE_ERROR_CHARS = 300  # the error a failed worker sends rank 0, cut to this length
+
+
+def prepare_error_text(error: BaseException) -> str:
+    """A worker's setup error as one short line (a user error's message, else type: message)."""
+    from ..errors import NasrunError
+    text = str(error) if isinstance(error, NasrunError) else f"{type(error).__name__}: {error}"
+    text = " ".join(text.split())
+    if len(text) > PREPARE_ERROR_CHARS:
+        text = text[:PREPARE_ERROR_CHARS] + f"... ({len(text):,} characters)"
+    return text
+
+
+def fail_preparing(world: Any, group: Optional[int], error: BaseException, patience: float) -> None:
+    """A worker rank could not set up (objective import, data set, device, backend): tell rank 0,
+    which logs it, commits and ends the job with exit 2 (MPI_Abort); if rank 0 has not ended it
+    after ``patience`` seconds, end it from here. Never returns."""
+    import socket
+    msg = m.PrepareFailed(-1 if group is None else group, world.Get_rank(), socket.gethostname(),
+                          prepare_error_text(error))
+    send_to_rank0(world, msg, patience)
+    end = time.monotonic() + patience
+    while time.monotonic() < end:
+        time.sleep(0.05)
+    print(f"nasrun: error: worker rank {msg.rank} could not prepare: {msg.error}; rank 0 did not "
+          "end the job: ending it", file=sys.stderr, flush=True)
+    world.Abort(2)
+
+
 def parse_injections(text: Optional[str]) -> Dict[int, Dict[str, Any]]:
     out: Dict[int, Dict[str, Any]] = {}
     for part in (text or "").split(";"):
@@ -295,10 +324,13 @@ def worker_loop(world: Any, role, runner: TrialRunner, orphan_timeout: float = 6
     gcomm = role.group_comm
     leader = role.is_leader
     members = range(1, gcomm.Get_size())
-    delay = prepare_delay(role.group)
-    if delay:
-        time.sleep(delay)
-    runner.objective.prepare()
+    try:
+        delay = prepare_delay(role.group)
+        if delay:
+            time.sleep(delay)
+        runner.objective.prepare()
+    except (Exception, SystemExit) as e:  # noqa: BLE001 - whatever the user's code raises
+        fail_preparing(world, role.group, e, orphan_timeout)
     watch.contact()
     if leader:
         send_to_rank0(world, m.Ready(role.group), orphan_timeout)

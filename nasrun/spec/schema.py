@@ -32,7 +32,7 @@ class ExperimentSpec:
                       pattern_help="expected a name of letters, digits, '.', '_' and '-' "
                                    "(at most 100, not starting with '.', '_' or '-')")
     output_dir: Optional[str] = None  # default: runs/<name>, relative to the working directory
-    seed: int = field(0, min=0)
+    seed: int = field(0, min=0, max=2 ** 32 - 1)  # numpy and torch seeds: 32 bits
 
     def _check(self, path, ctx, data):
         pass
@@ -419,6 +419,7 @@ class StrategySpec:
 
     def _check(self, path, ctx, data):
         from ..strategies import STRATEGIES
+        from .preflight import strategy_option_problem
         if self.name not in STRATEGIES:
             raise ctx.error(f"unknown strategy {shorten(self.name)}{suggest(self.name, STRATEGIES)}; "
                             "expected one "
@@ -446,6 +447,9 @@ class StrategySpec:
                 want = {bool: "true or false", int: "an integer", float: "a number", str: "a string",
                         list: "a list", dict: "a mapping"}.get(type(d), type(d).__name__)
                 raise ctx.error(f"expected {want}, got {describe(v)}", p, opts, k)
+            problem = strategy_option_problem(k, v)  # before the strategy is built (memory)
+            if problem:
+                raise ctx.error(f"{problem} for strategy {shorten(self.name)}", p, opts, k)
 
 
 @dataclass(frozen=True)

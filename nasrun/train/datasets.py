@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import glob
 import os
+import zipfile
 from dataclasses import dataclass
 from typing import Optional, Tuple
 
@@ -160,9 +161,83 @@ def load_dataset(ds, seed: int) -> Data:
     return _CACHE[key]
 
 
-def check_dataset(ds) -> None:
-    """Validate-time check that the data exists and is readable (raises UserInputError)."""
+DIGITS_SHAPE = (1797, (1, 8, 8))
+
+
+def _npz_header(path: str, key: str) -> Tuple[Tuple[int, ...], np.dtype]:
+    """Shape and dtype of array ``key`` of an .npz file, from its header only (no data read)."""
+    with zipfile.ZipFile(path) as z:
+        names = [n[:-4] for n in z.namelist() if n.endswith(".npy")]
+        if key not in names:
+            raise UserInputError(f"{path}: no array {key!r} (arrays: {', '.join(names)[:200]})")
+        with z.open(key + ".npy") as f:
+            version = np.lib.format.read_magic(f)
+            read = np.lib.format.read_array_header_1_0 if version == (1, 0) else \
+                np.lib.format.read_array_header_2_0
+            shape, _fortran, dtype = read(f)
+    return tuple(shape), dtype
+
+
+def check_dataset(ds) -> Tuple[int, Tuple[int, ...]]:
+    """Validate-time check of a spec's data set, reading headers and labels only (nothing is
+    downloaded): (number of samples, shape of one input as the network sees it), or a
+    UserInputError saying what is wrong."""
+    if ds.name == "digits":
+        return DIGITS_SHAPE
     if ds.name == "cifar10":
-        cifar_dir(ds.path)
-    elif ds.name == "file":
-        load_file_arrays(ds.path, ds.x_key, ds.y_key)
+        d = cifar_dir(ds.path)
+        n = 0
+        for f in sorted(glob.glob(os.path.join(d, "data_batch_*.bin"))):
+            size = os.path.getsize(f)
+            if size == 0 or size % CIFAR_RECORD:
+                raise UserInputError(f"{f}: not a CIFAR-10 binary batch (size {size} bytes is not a "
+                                     f"multiple of {CIFAR_RECORD})")
+            n += size // CIFAR_RECORD
+        return n, (3, 32, 32)
+    if ds.name != "file":
+        raise UserInputError(f"unknown dataset {ds.name!r}")
+    path = os.path.expandvars(os.path.expanduser(ds.path))
+    if not os.path.isfile(path):
+        raise UserInputError(f"{path}: dataset file not found")
+    ext = os.path.splitext(path)[1].lower()
+    try:
+        if ext == ".npz":
+            (xshape, xdtype), (yshape, ydtype) = _npz_header(path, ds.x_key), _npz_header(path, ds.y_key)
+            if xdtype.hasobject or ydtype.hasobject:
+                raise UserInputError(f"{path}: arrays must be numeric")
+            with np.load(path, allow_pickle=False) as f:
+                y = f[ds.y_key]
+        elif ext in (".h5", ".hdf5"):
+            import h5py
+            with h5py.File(path, "r") as f:
+                missing = [k for k in (ds.x_key, ds.y_key) if k not in f]
+                if missing:
+                    raise UserInputError(f"{path}: no dataset {missing[0]!r} "
+                                         f"(has: {', '.join(f.keys())[:200]})")
+                if not all(isinstance(f[k], h5py.Dataset) for k in (ds.x_key, ds.y_key)):
+                    raise UserInputError(f"{path}: {ds.x_key!r} and {ds.y_key!r} must be datasets")
+                xshape, xdtype = tuple(f[ds.x_key].shape), f[ds.x_key].dtype
+                if xdtype.kind not in "biuf":
+                    raise UserInputError(f"{path}: arrays must be numeric")
+                y = f[ds.y_key][()]
+        else:
+            raise UserInputError(f"{path}: expected an .npz or .h5/.hdf5 file")
+    except UserInputError:
+        raise
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
+        raise UserInputError(f"{path}: cannot read: {str(e)[:200]}") from None
+    y = np.asarray(y)
+    if xdtype.kind not in "biuf" or y.dtype.kind not in "biuf":
+        raise UserInputError(f"{path}: arrays must be numeric")
+    if not xshape or xshape[0] != (len(y) if y.ndim else -1):
+        raise UserInputError(f"{path}: {ds.x_key} has {xshape[0] if xshape else 0} samples but "
+                             f"{ds.y_key} has {len(y) if y.ndim else 0}")
+    if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer) or (len(y) and y.min() < 0):
+        raise UserInputError(f"{path}: {ds.y_key} must be a 1-D array of class labels 0..K-1")
+    shape = xshape[1:]
+    if len(shape) == 2:
+        shape = (1,) + shape
+    if len(shape) not in (1, 3) or 0 in shape:
+        raise UserInputError(f"{path}: {ds.x_key} must have shape (N, D), (N, H, W) or (N, C, H, W), "
+                             f"got {xshape}")
+    return len(y), tuple(int(v) for v in shape)
