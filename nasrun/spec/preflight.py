@@ -26,7 +26,7 @@ STRATEGY_BOUNDS = {
     "min_budget": (0.0, 1e6, False, True),
     "max_budget": (0.0, 1e6, False, True),
     "eta": (1.0, 1000.0, False, True),
-    "max_brackets": (1, 100, True, True),
+    "max_brackets": (1, 1_000_000, True, True),  # opened lazily; one per idle group at scale
     "random_fraction": (0.0, 1.0, True, True),
     "top_n_percent": (0.0, 100.0, False, True),
     "min_points_in_model": (0, 1_000_000, True, True),
