@@ -93,6 +93,12 @@ def raw(tmp, name, content):
     return {"objective.dataset": {"name": "file", "path": str(p)}}
 
 
+def output_dir(tmp, file_name, *below):
+    """experiment.output_dir at (or below) a plain file."""
+    (tmp / file_name).write_text("x")
+    return {"experiment.output_dir": str(tmp.joinpath(file_name, *below))}
+
+
 def bohb(**opts):
     return {"strategy": {"name": "bohb", "options": opts}}
 
@@ -194,6 +200,16 @@ BAD = [
      "not a CIFAR-10 binary batch"),
     ("cifar-python-version", lambda t: cifar(t, python=True), "objective.dataset.path",
      "python version"),
+    ("output-dir-is-a-file", lambda t: output_dir(t, "afile"), "experiment.output_dir",
+     "afile' is not a directory"),
+    ("output-dir-inside-a-file", lambda t: output_dir(t, "bfile", "run"), "experiment.output_dir",
+     "which is not a directory"),
+    ("output-dir-name-too-long", lambda t: {"experiment.output_dir": str(t / ("d" * 300))},
+     "experiment.output_dir", "too long"),
+    ("output-dir-path-too-long", lambda t: {"experiment.output_dir": str(t / "/".join(["d" * 200] * 25))},
+     "experiment.output_dir", "too long"),
+    ("threads-per-rank-1e6", {"resources.threads_per_rank": 10 ** 6}, "resources.threads_per_rank",
+     "4096"),
 ]
 
 

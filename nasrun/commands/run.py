@@ -163,7 +163,7 @@ def resume(path: str, objective: Optional[str], force: Tuple[str, ...], groups: 
                         f"{path}: --objective {objective} differs from the checkpoint's objective "
                         f"{fn}; the checkpoint's would run. Pass --objective {fn}, or run your "
                         "spec with `nasrun run SPEC --force objective.function`")
-            preflight(spec, f"{path} (stored spec)")  # after the objective was confirmed
+            preflight(spec, f"{path} (stored spec)", output_dir=False)  # after the objective was confirmed
             probe.generations = spec.checkpoint.generations
             store = _Probed(probe, loaded)
         except NasrunError as e:

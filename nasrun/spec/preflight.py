@@ -67,12 +67,17 @@ def _inside(v: float, lo, hi, lo_in, hi_in) -> bool:
     return (v >= lo if lo_in else v > lo) and (v <= hi if hi_in else v < hi)
 
 
-def preflight(spec, file: Optional[str] = None) -> None:
-    """Raise a SpecError for the first problem of ``spec`` found beyond its structure."""
+def preflight(spec, file: Optional[str] = None, output_dir: bool = True) -> None:
+    """Raise a SpecError for the first problem of ``spec`` found beyond its structure.
+
+    ``output_dir=False`` (resume: the directory is the one given, not the stored spec's) skips
+    the check that experiment.output_dir can be created."""
     def error(message: str, path: str) -> SpecError:
         return SpecError(message, path=path, file=file)
 
     _check_seconds(spec, error)
+    if output_dir:
+        _check_output_dir(spec.experiment.directory, error)
     o = spec.objective
     if o.type == "function":
         from ..objectives import import_function
@@ -89,6 +94,27 @@ def preflight(spec, file: Optional[str] = None) -> None:
 def _cut(text: str, limit: int = 300) -> str:
     text = " ".join(text.split())
     return text if len(text) <= limit else text[:limit] + f"... ({len(text):,} characters)"
+
+
+def _check_output_dir(directory: str, error) -> None:
+    """The experiment directory can be created (or is a writable directory); nothing is written."""
+    import os
+    where = "experiment.output_dir"
+    path = os.path.abspath(directory)
+    if len(os.fsencode(path)) >= 4096 or any(len(os.fsencode(c)) > 255 for c in path.split(os.sep)):
+        raise error(f"{shorten(directory)} is too long (a path under 4,096 bytes, each name at "
+                    "most 255)", where)
+    probe = path
+    while not os.path.lexists(probe):
+        probe = os.path.dirname(probe)
+    if not os.path.isdir(probe):
+        what = "is" if probe == path else f"is inside {probe!r}, which is"
+        raise error(f"{shorten(directory)} {what} not a directory (expected a directory nasrun "
+                    "can create or write to)", where)
+    if not os.access(probe, os.W_OK | os.X_OK):
+        what = "is" if probe == path else f"would be created in {probe!r}, which is"
+        raise error(f"{shorten(directory)} {what} not writable (expected a directory nasrun "
+                    "can create or write to)", where)
 
 
 def _check_seconds(spec, error) -> None:

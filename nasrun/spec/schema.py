@@ -392,7 +392,7 @@ class ResourcesSpec:
     backend: Literal["auto", "horovod", "torch"] = "auto"
     trial_time_limit: Optional[float] = field(None, gt=0.0)  # seconds
     max_consecutive_failures: int = field(5, min=1)
-    threads_per_rank: Optional[int] = field(None, min=1)
+    threads_per_rank: Optional[int] = field(None, min=1, max=4096)  # more than any node has
     # a trial in flight when its rank died (or the job was killed) this many times is failed
     max_attempts: int = field(2, min=1)
     # a worker waiting for work exits after this long without a word from rank 0 (seconds)
