@@ -74,7 +74,10 @@ def test_groups_of_two_average_gradients(tmp_path, digits_spec_text, backend):
 
 
 def test_four_ranks_time_limit(tmp_path, digits_spec_text):
-    text = digits_spec_text(trials=4, epochs=1, extra_res=", trial_time_limit: 10")
+    # the injected trial sleeps 1 s per batch (22 batches of 64: over 21 s of wall time whatever
+    # the load); a normal 1-epoch trial takes ~3 s alone and exceeded a 10 s limit on a loaded
+    # machine
+    text = digits_spec_text(trials=4, epochs=1, extra_res=", trial_time_limit: 20")
     p, snap = launch(tmp_path, 4, text, NASRUN_INJECT_FAILURE="trial=0,kind=slow")
     assert p.returncode == 0, p.stderr + p.stdout
     st = {r.trial_id: r for r in snap.trials}
