@@ -63,14 +63,17 @@ class Step:
 
 
 def schedule(runs: int, seed: int) -> List[Step]:
-    """KINDS in turn, strategies and ranks drawn from ``seed``, until ``runs`` jobs."""
+    """KINDS and strategies in turn, ranks drawn from ``seed``, until ``runs`` jobs."""
     rng = random.Random(seed)
+    names = sorted(STRATEGIES)
+    first = rng.randrange(len(names))
     steps: List[Step] = []
     jobs = 0
-    while jobs < runs:
-        kind = KINDS[len(steps) % len(KINDS)]
-        steps.append(Step(kind, rng.choice(sorted(STRATEGIES)), rng.randint(3, 5), rng.randint(3, 5)))
-        jobs += JOBS_OF.get(kind, 1)
+    while jobs < runs:  # 5 kinds, 3 strategies: each kind meets each strategy every 15 steps
+        n = len(steps)
+        steps.append(Step(KINDS[n % len(KINDS)], names[(first + n) % len(names)],
+                          rng.randint(3, 5), rng.randint(3, 5)))
+        jobs += JOBS_OF.get(steps[-1].kind, 1)
     return steps
 
 
@@ -115,19 +118,29 @@ class Soak:
         if since is None:
             since = job.line_time("finished (")
             assert since is not None, f"{what}: no 'finished' line:\n{job.output[-5000:]}"
-        rec = Record(what, strategy, ranks, job.proc.returncode, ended - since, ended - job.t0)
-        self.records.append(rec)
+        rec = self.record(job, Record(what, strategy, ranks, job.proc.returncode, ended - since,
+                                      ended - job.t0))
         assert not left, f"{what}: processes {left} of the job outlived mpirun:\n{job.output[-5000:]}"
         assert rec.rc == rc_want, f"{what}: exit code {rec.rc}, not {rc_want}:\n{job.output[-5000:]}"
         assert rec.to_exit <= EXIT_BOUND, f"{what}: {rec.to_exit:.1f} s to exit:\n{job.output[-5000:]}"
+        assert "Traceback" not in job.output, f"{what}:\n{job.output[-5000:]}"
+
+    def record(self, job: Job, rec: Record) -> Record:
+        """Keep ``rec``, the job's output in ``jobNN-KIND.log``; one progress line."""
+        self.records.append(rec)
+        n = len(self.records)
+        (self.root / f"job{n:02d}-{rec.kind}.log").write_text(job.output)
+        print(f"soak job {n}: {rec.kind}, {rec.strategy}, {rec.ranks} ranks: exit {rec.rc}, "
+              f"{rec.to_exit:.1f} s to exit, {rec.wall:.1f} s", flush=True)
+        return rec
 
     def kill(self, job: Job, strategy: str, ranks: int) -> None:
         """kill -9 of the whole job (mpirun and every rank: the session)."""
         t = time.monotonic()
         job.kill()  # asserts that nothing survived
         ended = time.monotonic()
-        self.records.append(Record("kill9-run", strategy, ranks, job.proc.returncode, ended - t,
-                                   ended - job.t0))
+        self.record(job, Record("kill9-run", strategy, ranks, job.proc.returncode, ended - t,
+                                ended - job.t0))
         assert job.proc.returncode == -signal.SIGKILL, job.output[-5000:]
         assert ended - t <= EXIT_BOUND
 
