@@ -40,16 +40,25 @@ class Job:
         self.proc = subprocess.Popen(cmd, cwd=cwd, env=env or mpi_env(), stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT, text=True, start_new_session=True)
         self.lines: List[str] = []
+        self.stamps: List[float] = []  # time.monotonic() when each line arrived
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
 
     def _read(self):
         for line in self.proc.stdout:
+            self.stamps.append(time.monotonic())
             self.lines.append(line)
 
     @property
     def output(self) -> str:
         return "".join(self.lines)
+
+    def line_time(self, prefix: str) -> Optional[float]:
+        """When the first line starting with ``prefix`` arrived (None: no such line)."""
+        for t, line in zip(self.stamps, self.lines):
+            if line.startswith(prefix):
+                return t
+        return None
 
     def finished_lines(self) -> int:
         return sum(1 for x in self.lines if x.startswith("[") and "| group" in x)

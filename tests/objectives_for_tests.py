@@ -41,7 +41,11 @@ SIGNALLED: set = set()
 
 def stateful(config, context):
     """Trains ``budget`` (or options.epochs) fake epochs, saving a state after each and reporting
-    each epoch; continues from the state it is given. The metric grows with the epochs."""
+    each epoch; continues from the state it is given. The metric grows with the epochs. With
+    ``options.epoch_seconds`` each epoch takes that long (a trial in flight long enough to be
+    killed or signalled)."""
+    import time
+
     import numpy as np
 
     from nasrun.store import ModelState
@@ -51,6 +55,7 @@ def stateful(config, context):
     quality = 1.0 / (1 + config.get("num_layers", 1)) + 0.01 * config.get("x", 0)
     acc = 0.0
     for e in range(start + 1, epochs + 1):
+        time.sleep(context.options.get("epoch_seconds", 0.0))
         w = w + 1.0
         acc = quality * (1 - 0.5 ** e)
         context.save_state(ModelState(context.trial_id, e, {"w": w}, {"curve": []}))

@@ -1,5 +1,8 @@
 """Tests' read access to an experiment on disk: every trial as a record, kept model states."""
-from nasrun.store import open_store
+import json
+import warnings
+
+from nasrun.store import DONE, CheckpointWarning, open_store
 
 
 class View:
@@ -20,3 +23,18 @@ def load_view(path):
     store = open_store(str(path))
     loaded = store.load()
     return None if loaded is None else View(store, loaded)
+
+
+def load_strict(path):
+    """``load_view``, a checkpoint warning being an error (a kill is no corruption)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", CheckpointWarning)
+        return load_view(path)
+
+
+def results(snap):
+    """Finished trials: id -> (configuration as JSON, metrics); the trial ids are unique."""
+    ids = [r.trial_id for r in snap.trials]
+    assert len(ids) == len(set(ids)), f"duplicate trial ids: {ids}"
+    return {r.trial_id: (json.dumps(r.suggestion.config, sort_keys=True), r.outcome.metrics)
+            for r in snap.trials if r.status == DONE}

@@ -15,14 +15,14 @@ import shutil
 import subprocess
 import sys
 import time
-import warnings
 
 import pytest
 
 from conftest import mpi_env
 from mpi_jobs import NB201, TESTS, Job
-from nasrun.store import DONE, CheckpointWarning
-from store_view import load_view
+from nasrun.store import DONE
+from store_view import load_strict as load
+from store_view import results
 
 pytestmark = [pytest.mark.mpi, pytest.mark.slow]  # no skip without mpirun: install.sh provides it
 
@@ -42,19 +42,6 @@ budget: {{max_trials: {trials}}}
 checkpoint: {{every_seconds: 0.01}}
 resources: {{max_attempts: 100}}  # a trial may be in flight at several of the kills
 """
-
-
-def load(d):
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", CheckpointWarning)  # a kill is no corruption
-        return load_view(d)
-
-
-def results(snap):
-    ids = [r.trial_id for r in snap.trials]
-    assert len(ids) == len(set(ids)), f"duplicate trial ids: {ids}"
-    return {r.trial_id: (json.dumps(r.suggestion.config, sort_keys=True), r.outcome.metrics)
-            for r in snap.trials if r.status == DONE}
 
 
 def leftovers(d):
