@@ -157,3 +157,12 @@ def tiny_train(config, context):
         context.save_state(ModelState(context.trial_id, e, tensors, {"rng": np.zeros(1)}))
         context.report(e, {"valid_accuracy": acc})
     return {"valid_accuracy": acc, "start_epoch": float(start)}
+
+
+def hang(config, context):
+    """A trial stuck where the time limit's SIGALRM cannot reach it (blocked), as a rank stuck in
+    a collective or in C code would be: only rank 0's deadline can end it."""
+    import time
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})
+    time.sleep(3600)
+    return {"valid_accuracy": 0.0}

@@ -192,3 +192,28 @@ def test_an_objective_that_does_not_import_is_refused_before_the_job_starts(tmp_
            "syntax error in" in job.output
     assert "Traceback" not in job.output
     assert not os.path.exists(tmp_path / "exp" / "experiment.h5")
+
+
+def test_every_group_hung_past_its_time_limit_ends_the_job(tmp_path):
+    """Both groups stuck in a trial that their own time limit cannot interrupt: rank 0 retires
+    each at limit + max(30 s, limit / 2), then fails the run and aborts the job (exit 1) instead of
+    waiting forever; the failures are committed."""
+    d = tmp_path / "exp"
+    (tmp_path / "spec.yaml").write_text(f"""experiment: {{name: hung, seed: 0, output_dir: {d}}}
+space: {{params: {{x: {{type: float, low: 0, high: 1}}}}}}
+strategy: {{name: random}}
+objective: {{type: function, function: "objectives_for_tests:hang", python_path: [{TESTS}]}}
+budget: {{max_trials: 10}}
+resources: {{trial_time_limit: 1}}
+""")
+    job = Job(3, ["run", str(tmp_path / "spec.yaml")], str(tmp_path))
+    t0 = time.monotonic()
+    rc = job.wait(240)
+    assert rc == 1, job.output
+    assert "no worker group is left (every group hung past its time limit)" in job.output, job.output
+    assert time.monotonic() - t0 < 31 + 60, job.output  # the deadline, start-up and abort
+    assert not session_pids(job.proc.pid)
+    view = load_view(str(d))
+    failed = [r for r in view.trials if r.status == "failed"]
+    assert len(failed) == 2 and all("does not answer; the group is retired" in r.outcome.error
+                                    for r in failed), [r.outcome for r in view.trials]
