@@ -8,8 +8,8 @@ from typing import Optional, Tuple
 
 import click
 
-from .base import user_errors
 from ..errors import CheckpointError, NasrunError
+from .base import user_errors
 
 
 def _comm():
@@ -163,7 +163,8 @@ def resume(path: str, objective: Optional[str], force: Tuple[str, ...], groups: 
                         f"{path}: --objective {objective} differs from the checkpoint's objective "
                         f"{fn}; the checkpoint's would run. Pass --objective {fn}, or run your "
                         "spec with `nasrun run SPEC --force objective.function`")
-            preflight(spec, f"{path} (stored spec)", output_dir=False)  # after the objective was confirmed
+            # after the objective was confirmed: preflight imports it
+            preflight(spec, f"{path} (stored spec)", output_dir=False)
             probe.generations = spec.checkpoint.generations
             store = _Probed(probe, loaded)
         except NasrunError as e:

@@ -6,9 +6,9 @@ stop early), :class:`Heartbeat` (rank 0 is alive; sent to idle groups) and :clas
 
 A group to rank 0: :class:`Ready` (set up, waiting for work), :class:`PrepareFailed` (a worker
 rank could not set up: objective import, data, device; rank 0 ends the job, exit 2),
-:class:`Progress` (an epoch's
-metrics, when a stopper watches the run), :class:`Checkpointed` (a model state was written),
-:class:`Interrupted` (the trial was given back after a Flush) and :class:`Result`.
+:class:`Progress` (an epoch's metrics, when a stopper watches the run), :class:`Checkpointed` (a
+model state was written), :class:`Interrupted` (the trial was given back after a Flush) and
+:class:`Result`.
 
 Model states never travel in messages, only :class:`~nasrun.store.base.StateRef`\\ s.
 """

@@ -10,7 +10,7 @@ expected (exit 2). ``preflight`` imports the objective's module: that runs its c
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping, Optional, Tuple
+from typing import Any, Optional, Tuple
 
 from ..errors import SpecError, UserInputError
 from .fields import shorten

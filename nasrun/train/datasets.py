@@ -202,7 +202,7 @@ def check_dataset(ds) -> Tuple[int, Tuple[int, ...]]:
     ext = os.path.splitext(path)[1].lower()
     try:
         if ext == ".npz":
-            (xshape, xdtype), (yshape, ydtype) = _npz_header(path, ds.x_key), _npz_header(path, ds.y_key)
+            (xshape, xdtype), (_, ydtype) = _npz_header(path, ds.x_key), _npz_header(path, ds.y_key)
             if xdtype.hasobject or ydtype.hasobject:
                 raise UserInputError(f"{path}: arrays must be numeric")
             with np.load(path, allow_pickle=False) as f:
