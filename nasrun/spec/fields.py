@@ -30,12 +30,18 @@ class Ctx:
         self.file = file
 
     def error(self, message: str, path: str, data: Any = None, key: Any = None) -> SpecError:
-        return SpecError(_cut(printable(message), MAX_MESSAGE), _cut(printable(path), 2 * MAX_ECHO),
+        return SpecError(cut(printable(message), MAX_MESSAGE), cut(printable(path), 2 * MAX_ECHO),
                          self.file, line_of(data, key))
 
 
-def _cut(text: str, limit: int) -> str:
+def cut(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters for a message, with its full length said."""
     return text if len(text) <= limit else f"{text[:limit]}... ({len(text):,} characters)"
+
+
+def one_line(text: str, limit: int = 300) -> str:
+    """An error's text (a traceback's last line, a message over several lines) as one line, cut."""
+    return cut(" ".join(text.split()), limit)
 
 
 def printable(text: str) -> str:

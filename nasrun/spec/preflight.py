@@ -13,7 +13,7 @@ import math
 from typing import Any, Optional, Tuple
 
 from ..errors import SpecError, UserInputError
-from .fields import shorten
+from .fields import one_line, shorten
 
 YEAR = 365 * 24 * 3600.0
 #: seconds options that a run cannot sensibly exceed (a timer of years is a typo)
@@ -85,15 +85,10 @@ def preflight(spec, file: Optional[str] = None, output_dir: bool = True) -> None
             import_function(o.function, o.python_path)
         except UserInputError as e:
             text = str(e).replace("objective.function: ", "", 1)
-            raise error(f"{_cut(text)} (expected module:function, importable with "
+            raise error(f"{one_line(text)} (expected module:function, importable with "
                         "objective.python_path, naming a callable)", "objective.function") from None
     elif o.type == "train":
         _check_train(spec, error)
-
-
-def _cut(text: str, limit: int = 300) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[:limit] + f"... ({len(text):,} characters)"
 
 
 def _check_output_dir(directory: str, error) -> None:
@@ -179,7 +174,7 @@ def _check_train(spec, error) -> None:
     try:
         n, shape = check_dataset(ds)
     except UserInputError as e:
-        raise error(_cut(str(e)), "objective.dataset.path" if ds.path else "objective.dataset") \
+        raise error(one_line(str(e)), "objective.dataset.path" if ds.path else "objective.dataset") \
             from None
     m = min(n, ds.limit) if ds.limit is not None else n
     n_valid = int(round(ds.valid_fraction * m))
