@@ -473,11 +473,7 @@ class Driver:
         error = UserInputError(f"worker rank {msg.rank} (group {msg.group}, host {msg.host}) could "
                                f"not prepare: {msg.error}")
         self.echo(f"nasrun: error: {error}; stopping all worker groups")
-        timeout, self.flush_timeout = self.flush_timeout, min(self.flush_timeout, 30.0)
-        try:
-            self._flush_groups(busy)
-        finally:
-            self.flush_timeout = timeout
+        self._flush_groups(busy, timeout=min(self.flush_timeout, 30.0))
         self.commit(snapshot=True)
         self.echo(f"nasrun: checkpoint saved; ending the job with MPI_Abort (exit "
                   f"{error.exit_code})")
@@ -672,13 +668,14 @@ class Driver:
             if g not in self.retired:
                 self.t.send(g, m.Stop())
 
-    def _flush_groups(self, busy: Dict[int, int]) -> Set[int]:
-        """Ask busy groups for their in-flight state; the groups that did not answer in time."""
+    def _flush_groups(self, busy: Dict[int, int], timeout: Optional[float] = None) -> Set[int]:
+        """Ask busy groups for their in-flight state; the groups that did not answer within
+        ``timeout`` (default: flush_timeout)."""
         busy = dict(busy)
         for g in busy:
             self.t.send(g, m.Flush())
         first = self.signals
-        end = time.monotonic() + self.flush_timeout
+        end = time.monotonic() + (self.flush_timeout if timeout is None else timeout)
         while busy and time.monotonic() < end and self.signals <= max(first, 1):
             for msg in self.t.poll(0.1):
                 g = msg.group

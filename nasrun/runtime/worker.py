@@ -86,11 +86,9 @@ PREPARE_ERROR_CHARS = 300  # the error a failed worker sends rank 0, cut to this
 def prepare_error_text(error: BaseException) -> str:
     """A worker's setup error as one short line (a user error's message, else type: message)."""
     from ..errors import NasrunError
+    from ..spec.fields import one_line
     text = str(error) if isinstance(error, NasrunError) else f"{type(error).__name__}: {error}"
-    text = " ".join(text.split())
-    if len(text) > PREPARE_ERROR_CHARS:
-        text = text[:PREPARE_ERROR_CHARS] + f"... ({len(text):,} characters)"
-    return text
+    return one_line(text, PREPARE_ERROR_CHARS)
 
 
 def fail_preparing(world: Any, group: Optional[int], error: BaseException, patience: float) -> None:
@@ -101,9 +99,7 @@ def fail_preparing(world: Any, group: Optional[int], error: BaseException, patie
     msg = m.PrepareFailed(-1 if group is None else group, world.Get_rank(), socket.gethostname(),
                           prepare_error_text(error))
     send_to_rank0(world, msg, patience)
-    end = time.monotonic() + patience
-    while time.monotonic() < end:
-        time.sleep(0.05)
+    time.sleep(patience)  # rank 0 ends the job (and this rank) before this returns
     print(f"nasrun: error: worker rank {msg.rank} could not prepare: {msg.error}; rank 0 did not "
           "end the job: ending it", file=sys.stderr, flush=True)
     world.Abort(2)
