@@ -21,7 +21,7 @@ import glob
 import os
 import zipfile
 from dataclasses import dataclass
-from typing import Optional, Tuple
+from typing import Any, Optional, Tuple
 
 import numpy as np
 import torch
@@ -112,18 +112,10 @@ def load_file_arrays(path: str, x_key: str = "x", y_key: str = "y") -> Tuple[np.
         raise
     except (OSError, ValueError) as e:
         raise UserInputError(f"{path}: cannot read: {e}") from None
-    if x.dtype == object or y.dtype == object:
-        raise UserInputError(f"{path}: arrays must be numeric")
-    if len(x) != len(y):
-        raise UserInputError(f"{path}: {x_key} has {len(x)} samples but {y_key} has {len(y)}")
-    if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer) or (len(y) and y.min() < 0):
-        raise UserInputError(f"{path}: {y_key} must be a 1-D array of class labels 0..K-1")
+    check_arrays(path, x_key, y_key, x.shape, x.dtype, y)  # what validate checked, on the data
     x = x.astype(np.float32)
     if x.ndim == 3:
         x = x[:, None]
-    if x.ndim not in (2, 4):
-        raise UserInputError(f"{path}: {x_key} must have shape (N, D), (N, H, W) or (N, C, H, W), "
-                             f"got {x.shape}")
     return x, y.astype(np.int64)
 
 
@@ -226,18 +218,26 @@ def check_dataset(ds) -> Tuple[int, Tuple[int, ...]]:
         raise
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
         raise UserInputError(f"{path}: cannot read: {str(e)[:200]}") from None
+    return check_arrays(path, ds.x_key, ds.y_key, xshape, xdtype, y)
+
+
+def check_arrays(path: str, x_key: str, y_key: str, xshape: Tuple[int, ...], xdtype: np.dtype,
+                 y: Any) -> Tuple[int, Tuple[int, ...]]:
+    """The checks of a file data set, from the inputs' shape and dtype and the labels (validate
+    has only the inputs' header, a run the arrays): (number of samples, shape of one input as
+    the network sees it), or a UserInputError."""
     y = np.asarray(y)
     if xdtype.kind not in "biuf" or y.dtype.kind not in "biuf":
         raise UserInputError(f"{path}: arrays must be numeric")
     if not xshape or xshape[0] != (len(y) if y.ndim else -1):
-        raise UserInputError(f"{path}: {ds.x_key} has {xshape[0] if xshape else 0} samples but "
-                             f"{ds.y_key} has {len(y) if y.ndim else 0}")
+        raise UserInputError(f"{path}: {x_key} has {xshape[0] if xshape else 0} samples but "
+                             f"{y_key} has {len(y) if y.ndim else 0}")
     if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer) or (len(y) and y.min() < 0):
-        raise UserInputError(f"{path}: {ds.y_key} must be a 1-D array of class labels 0..K-1")
-    shape = xshape[1:]
+        raise UserInputError(f"{path}: {y_key} must be a 1-D array of class labels 0..K-1")
+    shape = tuple(xshape[1:])
     if len(shape) == 2:
         shape = (1,) + shape
     if len(shape) not in (1, 3) or 0 in shape:
-        raise UserInputError(f"{path}: {ds.x_key} must have shape (N, D), (N, H, W) or (N, C, H, W), "
-                             f"got {xshape}")
+        raise UserInputError(f"{path}: {x_key} must have shape (N, D), (N, H, W) or (N, C, H, W), "
+                             f"got {tuple(xshape)}")
     return len(y), tuple(int(v) for v in shape)
