@@ -85,7 +85,7 @@ def run(spec_path: str, force: Tuple[str, ...], groups: int, verbose: bool) -> N
     text, error = None, None
     if comm.Get_rank() == 0:  # rank 0 reads the spec: one error message, not one per rank
         try:
-            preflight(load_spec(spec_path), spec_path)
+            preflight(load_spec(spec_path), spec_path, build_strategy=True)
             with open(spec_path, encoding="utf-8") as f:
                 text = f.read()
         except NasrunError as e:
@@ -164,7 +164,7 @@ def resume(path: str, objective: Optional[str], force: Tuple[str, ...], groups: 
                         f"{fn}; the checkpoint's would run. Pass --objective {fn}, or run your "
                         "spec with `nasrun run SPEC --force objective.function`")
             # after the objective was confirmed: preflight imports it
-            preflight(spec, f"{path} (stored spec)", output_dir=False)
+            preflight(spec, f"{path} (stored spec)", output_dir=False, build_strategy=True)
             probe.generations = spec.checkpoint.generations
             store = _Probed(probe, loaded)
         except NasrunError as e:

@@ -90,15 +90,15 @@ def simulate(spec_path: str, groups: int, budget_seconds: Optional[float], max_t
     utilization, rank-0 CPU and commits per trial."""
     from ..simulate import render_table, simulate_run, with_changes
     from ..spec import load_spec
-    from ..strategies import STRATEGIES
+    from ..strategies.registry import DECLARED
     spec = load_spec(spec_path)
     runs: List[Tuple[str, str, Dict[str, Any]]] = [(spec.strategy.name, spec.strategy.name,
                                                     dict(spec.strategy.options))]
     for text in compare:
         name, opts = parse_compare(text)
-        if name not in STRATEGIES:
+        if name not in DECLARED:
             raise UserInputError(f"--compare: unknown strategy {name!r}; expected one of: "
-                                 f"{', '.join(STRATEGIES)}")
+                                 f"{', '.join(DECLARED)}")
         runs.append((text, name, opts))
     if "random" not in [n for _, n, _ in runs]:
         runs.append(("random (reference)", "random", {}))

@@ -67,15 +67,20 @@ def _inside(v: float, lo, hi, lo_in, hi_in) -> bool:
     return (v >= lo if lo_in else v > lo) and (v <= hi if hi_in else v < hi)
 
 
-def preflight(spec, file: Optional[str] = None, output_dir: bool = True) -> None:
+def preflight(spec, file: Optional[str] = None, output_dir: bool = True,
+              build_strategy: bool = False) -> None:
     """Raise a SpecError for the first problem of ``spec`` found beyond its structure.
 
     ``output_dir=False`` (resume: the directory is the one given, not the stored spec's) skips
-    the check that experiment.output_dir can be created."""
+    the check that experiment.output_dir can be created. ``build_strategy=True`` (a run) also
+    builds a strategy whose implementation needs torch, so that its constructor's checks run
+    (the spec schema builds the others; ``nasrun validate`` imports no torch)."""
     def error(message: str, path: str) -> SpecError:
         return SpecError(message, path=path, file=file)
 
     _check_seconds(spec, error)
+    if build_strategy:
+        _check_strategy(spec, error)
     if output_dir:
         _check_output_dir(spec.experiment.directory, error)
     o = spec.objective
@@ -89,6 +94,15 @@ def preflight(spec, file: Optional[str] = None, output_dir: bool = True) -> None
                         "objective.python_path, naming a callable)", "objective.function") from None
     elif o.type == "train":
         _check_train(spec, error)
+
+
+def _check_strategy(spec, error) -> None:
+    from ..strategies.registry import DECLARED
+    if DECLARED[spec.strategy.name].requires:
+        try:
+            spec.make_strategy()
+        except (ValueError, TypeError) as e:
+            raise error(str(e), "strategy.options") from None
 
 
 def _check_output_dir(directory: str, error) -> None:

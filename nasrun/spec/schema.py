@@ -418,13 +418,13 @@ class StrategySpec:
     options: Dict[str, Any] = field({})
 
     def _check(self, path, ctx, data):
-        from ..strategies import STRATEGIES
+        from ..strategies.registry import DECLARED
         from .preflight import strategy_option_problem
-        if self.name not in STRATEGIES:
-            raise ctx.error(f"unknown strategy {shorten(self.name)}{suggest(self.name, STRATEGIES)}; "
+        if self.name not in DECLARED:
+            raise ctx.error(f"unknown strategy {shorten(self.name)}{suggest(self.name, DECLARED)}; "
                             "expected one "
-                            f"of: {', '.join(STRATEGIES)}", join(path, "name"), data, "name")
-        accepted = STRATEGIES[self.name].options
+                            f"of: {', '.join(DECLARED)}", join(path, "name"), data, "name")
+        accepted = DECLARED[self.name].options
         opts = data.get("options") or {}
         for k, v in self.options.items():
             p = join(join(path, "options"), k)
@@ -464,22 +464,22 @@ class Spec:
     slurm: SlurmSpec = field(SlurmSpec())
 
     def _check(self, path, ctx, data):
-        from ..strategies import STRATEGIES
-        cls = STRATEGIES[self.strategy.name]
+        from ..strategies.registry import DECLARED
+        cls = DECLARED[self.strategy.name]
         if self.objective.type == "table" and self.space.builtin != "nb201":
             raise ctx.error("a table objective (NAS-Bench-201) needs 'space: {builtin: nb201}'",
                             "objective.type", data.get("objective"), "type")
         o = self.objective
         if len(o.objectives) > 1 and not o.scalarize and not cls.multi_objective:
-            multi = " or ".join(n for n, c in STRATEGIES.items() if c.multi_objective)
+            multi = " or ".join(n for n, c in DECLARED.items() if c.multi_objective)
             raise ctx.error(f"strategy {self.strategy.name!r} optimises one objective; with several "
                             f"objectives use {multi}, or set 'objective.scalarize: true' (weighted sum)",
                             "objective.objectives", data.get("objective"), "objectives")
-        try:
-            self.make_strategy()
-        except (ValueError, TypeError) as e:
-            raise ctx.error(str(e), "strategy.options", data.get("strategy"), "options") from None
-        del cls
+        if not cls.requires:  # a strategy that needs torch is built when a run starts (preflight)
+            try:
+                self.make_strategy()
+            except (ValueError, TypeError) as e:
+                raise ctx.error(str(e), "strategy.options", data.get("strategy"), "options") from None
 
     # -- derived objects -------------------------------------------------------------------
     def make_space(self) -> SearchSpace:
@@ -487,10 +487,10 @@ class Spec:
 
     def strategy_options(self) -> Dict[str, Any]:
         """The strategy's options, with budgets filled in from the objective for multi-fidelity."""
-        from ..strategies import STRATEGIES
-        cls = STRATEGIES[self.strategy.name]
+        from ..strategies.registry import DECLARED
+        cls = DECLARED[self.strategy.name]
         opts = dict(self.strategy.options)
-        if getattr(cls, "multi_fidelity", False):
+        if cls.multi_fidelity:
             if self.objective.type == "table":
                 lo, hi = 12.0, 200.0
             else:
@@ -509,7 +509,7 @@ class Spec:
         return objs, [Constraint(c.metric, c.min, c.max) for c in o.constraints]
 
     def make_strategy(self):
-        from ..strategies import make_strategy
+        from ..strategies.registry import make_strategy
         extra = {}
         objs, cons = self.objective_terms()
         if len(objs) > 1 or cons:

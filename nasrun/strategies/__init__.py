@@ -1,28 +1,20 @@
-"""Search strategies behind one ask/tell interface (see :mod:`nasrun.strategies.base`)."""
-from typing import Dict, Type
+"""Search strategies behind one ask/tell interface (see :mod:`nasrun.strategies.base`).
 
-from .asha import ASHA
+The strategies are declared in :mod:`nasrun.strategies.registry` (name -> module, class,
+options, flags) and imported only when built: importing this package imports no strategy
+implementation (no torch). ``STRATEGIES`` (name -> class) imports them all, on first use.
+"""
+from typing import Any, Dict, Type
+
 from .base import FINISHED, WAIT, Strategy
-from .bohb import BOHB
-from .evolution import RegularizedEvolution
-from .hyperband import Hyperband
-from .random_search import RandomSearch
-from .rl_controller import RLController
-
-STRATEGIES: Dict[str, Type[Strategy]] = {
-    "random": RandomSearch,
-    "evolution": RegularizedEvolution,
-    "rl": RLController,
-    "hyperband": Hyperband,
-    "asha": ASHA,
-    "bohb": BOHB,
-}
+from .registry import DECLARED, Declaration, make_strategy
 
 
-def make_strategy(name: str, space, seed: int = 0, metric: str = "valid_accuracy", mode: str = "max",
-                  **options) -> Strategy:
-    """Build a registered strategy by name."""
-    return STRATEGIES[name](space, seed=seed, metric=metric, mode=mode, **options)
+def __getattr__(name: str) -> Any:
+    if name == "STRATEGIES":  # PEP 562: the classes, imported when asked for
+        classes: Dict[str, Type[Strategy]] = {n: d.load() for n, d in DECLARED.items()}
+        return classes
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = ["FINISHED", "STRATEGIES", "Strategy", "WAIT", "make_strategy"]
+__all__ = ["DECLARED", "Declaration", "FINISHED", "STRATEGIES", "Strategy", "WAIT", "make_strategy"]

@@ -21,12 +21,14 @@ import glob
 import os
 import zipfile
 from dataclasses import dataclass
-from typing import Any, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Optional, Tuple
 
 import numpy as np
-import torch
 
 from ..errors import UserInputError
+
+if TYPE_CHECKING:  # torch is imported where tensors are made: checking a data set needs none
+    import torch
 
 CIFAR_RECORD = 1 + 3 * 32 * 32
 CIFAR_MEAN = np.array([0.4914, 0.4822, 0.4465], dtype=np.float32)
@@ -129,6 +131,7 @@ def split(x: np.ndarray, y: np.ndarray, valid_fraction: float, seed: int,
         raise UserInputError(f"{n} samples cannot be split with valid_fraction {valid_fraction}")
     perm = np.random.default_rng(seed).permutation(n)
     v, t = perm[:n_valid], perm[n_valid:]
+    import torch
     return Data(torch.from_numpy(x[t]), torch.from_numpy(y[t]), torch.from_numpy(x[v]),
                 torch.from_numpy(y[v]), int(y.max()) + 1)
 
