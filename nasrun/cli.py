@@ -3,6 +3,8 @@
 :mod:`nasrun.errors`, never a traceback."""
 from __future__ import annotations
 
+from typing import Optional
+
 import click
 
 from . import __version__
@@ -37,18 +39,35 @@ def validate(spec: str) -> None:
 
 
 @main.command()
-@click.argument("path", type=click.Path(dir_okay=False), default="nasrun.yaml")
+@click.argument("path", type=click.Path(dir_okay=False), required=False)
+@click.option("--example", "example", metavar="NAME",
+              help="Write the shipped example NAME instead of the starter spec (see --list).")
+@click.option("--list", "list_examples", is_flag=True, help="List the shipped examples and exit.")
 @click.option("--force", is_flag=True, help="Overwrite an existing file.")
 @user_errors
-def init(path: str, force: bool) -> None:
-    """Write a commented starter spec to PATH (default nasrun.yaml)."""
+def init(path: Optional[str], example: Optional[str], list_examples: bool, force: bool) -> None:
+    """Write a commented starter spec to PATH (default nasrun.yaml), or with --example NAME the
+    shipped example NAME (default NAME.yaml)."""
     import os
+
     from .errors import UserInputError
-    from .starter import STARTER_SPEC
+    from .starter import example_names, example_summary, example_text, starter_text
+    if list_examples:
+        names = example_names()
+        width = max(map(len, names))
+        for name in names:
+            click.echo(f"{name:<{width}}  {example_summary(name)}")
+        click.echo(f"write one with: nasrun init --example {names[0]} [PATH]")
+        return
+    text = starter_text() if example is None else example_text(example)
+    path = path or ("nasrun.yaml" if example is None else f"{example}.yaml")
     if os.path.exists(path) and not force:
         raise UserInputError(f"{path} exists; use --force to overwrite it")
-    with open(path, "w", encoding="utf-8") as f:
-        f.write(STARTER_SPEC)
+    try:
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(text)
+    except OSError as e:
+        raise UserInputError(f"{path}: cannot write the spec: {e.strerror}") from None
     click.echo(f"wrote {path}; check it with: nasrun validate {path}")
 
 

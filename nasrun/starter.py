@@ -1,50 +1,47 @@
-"""The commented starter spec that ``nasrun init`` writes."""
+"""The specs that ``nasrun init`` writes: the commented starter spec (``nasrun/starter.yaml``) and
+the shipped examples (``nasrun/configs/NAME.yaml``, also at ``configs/`` in the repository).
 
-STARTER_SPEC = """\
-# nasrun experiment spec. Check it with `nasrun validate FILE`; run it with
-#   mpirun -np 3 nasrun run FILE        (rank 0 searches, the other ranks train)
-experiment:
-  name: my-search            # letters, digits, '.', '_', '-'; used for files and job names
-  output_dir: runs/my-search # the checkpoint (HDF5) and reports go here
-  seed: 0
-
-space:
-  builtin: chain             # chain (Zoph & Le style layers) or nb201 (NAS-Bench-201 cell)
-  options: {kind: cnn, max_layers: 4, widths: [16, 32, 64]}
-  params:                    # your own parameters, searched jointly with the architecture
-    lr: {type: float, low: 1.0e-4, high: 1.0e-1, log: true}
-    optimizer: [sgd, adam]   # a list is a categorical parameter
-    momentum: {type: float, low: 0.5, high: 0.99, when: {optimizer: sgd}}  # only for sgd
-
-strategy:
-  name: evolution            # random, evolution, rl, hyperband, asha, bohb
-  options: {population_size: 20, sample_size: 5}
-
-objective:
-  type: train                # train, table (NAS-Bench-201 lookup) or function (module:function)
-  metric: valid_accuracy
-  mode: max
-  dataset: {name: digits}    # digits (bundled), cifar10 (path: DIR) or file (path: data.npz/.h5)
-  epochs: 5
-  batch_size: 64
-  optimizer: {name: adam, lr: 1.0e-3}   # searched lr/optimizer/momentum/... override these
-
-budget:
-  max_trials: 50             # and/or max_seconds, target
-
-resources:
-  ranks_per_trial: 1         # ranks per trial group (data-parallel with Horovod)
-  gpus_per_group: 0
-  backend: auto              # horovod, torch (torch.distributed) or auto
-  trial_time_limit: 600      # seconds; a trial over it is recorded as failed
-  max_consecutive_failures: 5
-
-checkpoint:
-  every_epochs: 1            # in-flight weights every K epochs...
-  every_seconds: 60          # ...at most this often
-
-slurm:                       # used by `nasrun submit`
-  nodes: 1
-  tasks_per_node: 3
-  time: "01:00:00"
+They are package data, read through :mod:`importlib.resources`, so an installed wheel has them.
 """
+from __future__ import annotations
+
+from importlib.resources import files
+from typing import List
+
+from .errors import UserInputError
+from .spec.fields import suggest
+
+PACKAGE = "nasrun"
+EXAMPLES = "configs"
+
+
+def starter_text() -> str:
+    """The commented starter spec."""
+    return files(PACKAGE).joinpath("starter.yaml").read_text(encoding="utf-8")
+
+
+def example_names() -> List[str]:
+    """The shipped examples, by name (the file name without ``.yaml``), sorted."""
+    return sorted(p.name[:-len(".yaml")] for p in files(PACKAGE).joinpath(EXAMPLES).iterdir()
+                  if p.name.endswith(".yaml"))
+
+
+def example_text(name: str) -> str:
+    """The example ``name``; UserInputError (exit 2) naming the examples when there is none."""
+    names = example_names()
+    if name not in names:
+        raise UserInputError(f"--example: no example named {name!r}{suggest(name, names)}; "
+                             f"shipped: {', '.join(names)} (nasrun init --list)")
+    return files(PACKAGE).joinpath(EXAMPLES).joinpath(f"{name}.yaml").read_text(encoding="utf-8")
+
+
+def example_summary(name: str, width: int = 100) -> str:
+    """The first sentence of the example's leading comment (what it is), for ``nasrun init --list``."""
+    lines = []
+    for line in example_text(name).splitlines():
+        if not line.startswith("#"):
+            break
+        lines.append(line.lstrip("#").strip())
+    text = " ".join(x for x in lines if x)
+    text = text.split(". ", 1)[0].rstrip(".")
+    return text if len(text) <= width else text[:width - 3].rstrip() + "..."

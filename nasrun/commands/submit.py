@@ -13,21 +13,23 @@ from ..errors import UserInputError
 
 def prepare(spec_path: str, template: Optional[str] = None, python: Optional[str] = None) -> Tuple:
     """Load the spec and render its batch script: (spec, paths, script text)."""
-    from ..slurm.render import DEFAULT_TEMPLATE, JobPaths, render
+    from ..slurm.render import TEMPLATE_NAME, JobPaths, render, shipped_template
     from ..spec import load_spec
     spec = load_spec(spec_path)
     s = spec.slurm
     if template is None and s.template is not None:
         template = s.template if os.path.isabs(s.template) else \
             os.path.join(os.path.dirname(os.path.abspath(spec_path)), s.template)
-    template = template or DEFAULT_TEMPLATE
-    try:
-        with open(template, encoding="utf-8") as f:
-            text = f.read()
-    except OSError as e:
-        raise UserInputError(f"{template}: cannot read the template: {e.strerror}") from None
-    except UnicodeDecodeError:
-        raise UserInputError(f"{template}: not a text file") from None
+    if template is None:
+        text, template = shipped_template(), TEMPLATE_NAME
+    else:
+        try:
+            with open(template, encoding="utf-8") as f:
+                text = f.read()
+        except OSError as e:
+            raise UserInputError(f"{template}: cannot read the template: {e.strerror}") from None
+        except UnicodeDecodeError:
+            raise UserInputError(f"{template}: not a text file") from None
     exp_dir = os.path.abspath(spec.experiment.directory)
     paths = JobPaths(spec=os.path.abspath(spec_path), experiment_dir=exp_dir, workdir=os.getcwd(),
                      script=os.path.join(exp_dir, "slurm", "job.sh"))
@@ -53,7 +55,8 @@ def experiment_dir(target: str) -> str:
 @click.argument("spec", type=click.Path(dir_okay=False))
 @click.option("--dry-run", is_flag=True, help="Print the batch script and the sbatch command; submit nothing.")
 @click.option("--template", type=click.Path(dir_okay=False), default=None,
-              help="Your own batch script template (default: slurm/nasrun-job.sh, or slurm.template).")
+              help="Your own batch script template (default: slurm.template, or the one shipped with "
+                   "nasrun: `nasrun submit --dry-run` shows it).")
 @click.option("--python", default=None,
               help="Run `PYTHON -m nasrun` in the job instead of `nasrun` (overrides slurm.python).")
 @user_errors

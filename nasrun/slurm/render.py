@@ -15,18 +15,24 @@ import os
 import re
 import shlex
 from dataclasses import dataclass
+from importlib.resources import files
 from typing import Dict, List, Optional
 
 from ..errors import UserInputError
 from ..spec.slurm import CONTROL, SlurmSpec, extra_sbatch_problem, sbatch_literal_problem
 
 PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
-TEMPLATE_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
-                            "slurm")
-DEFAULT_TEMPLATE = os.path.join(TEMPLATE_DIR, "nasrun-job.sh")
+#: the batch script template shipped with nasrun (package data; ``slurm/nasrun-job.sh`` in the repository)
+TEMPLATE_NAME = "nasrun-job.sh"
+DEFAULT_TEMPLATE = str(files(__package__).joinpath(TEMPLATE_NAME))
 CHAIN_FILE = "slurm-jobs.json"
 CANCEL_MARKER = "slurm-cancelled"
 CHECKPOINT_FILE = "experiment.h5"
+
+
+def shipped_template() -> str:
+    """The text of the template shipped with nasrun (read through importlib.resources)."""
+    return files(__package__).joinpath(TEMPLATE_NAME).read_text(encoding="utf-8")
 
 
 def quote(value: str) -> str:
