@@ -22,6 +22,8 @@ class NasrunError(Exception):
     """An error with a message meant for the user; the CLI prints it without a traceback."""
 
     exit_code = EXIT_FAILED
+    #: printed after the message (the CLI): what to do next, e.g. the experiments there are
+    epilogue: Optional[str] = None
 
 
 class UserInputError(NasrunError):

@@ -6,7 +6,7 @@ from typing import Optional
 
 import click
 
-from .base import user_errors
+from .base import experiment_at, user_errors
 
 
 @click.command("export")
@@ -28,7 +28,8 @@ def export(path: str, trial: Optional[int], best: bool, out: str, require_weight
     from ..export import export_trial
     if trial is not None and best:
         raise UserInputError("give --trial ID or --best, not both")
-    res = export_trial(path, out, trial, require_weights, force)
+    with experiment_at(path):
+        res = export_trial(path, out, trial, require_weights, force)
     for note in res.warnings:
         click.echo(f"nasrun: warning: {note}", err=True)
     value = "n/a" if res.value is None else f"{res.value:.4f}"

@@ -10,7 +10,7 @@ from typing import Any, Dict, List, Optional
 
 import click
 
-from .base import user_errors
+from .base import experiment_at, user_errors
 from ..errors import UserInputError
 
 
@@ -114,7 +114,8 @@ def report(path: str, out: Optional[str], top: int, html: bool) -> None:
     Safe while the experiment runs. Exit 2 when PATH is not an experiment or no trial has
     finished yet.
     """
-    r = build_report(path, out, top, html)
+    with experiment_at(path):
+        r = build_report(path, out, top, html)
     print_leaderboard(r["experiment"], r["leaderboard"])
     for n in r["notes"]:
         click.echo(f"note: {n}")

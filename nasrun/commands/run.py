@@ -8,8 +8,8 @@ from typing import Optional, Tuple
 
 import click
 
-from ..errors import CheckpointError, NasrunError
-from .base import user_errors
+from ..errors import CheckpointError, NasrunError, Resumable, RunFailed, StorageError
+from .base import experiment_at, user_errors
 
 
 def _comm():
@@ -57,6 +57,27 @@ def _everywhere(comm, text: Optional[str], error: Optional[NasrunError]) -> str:
     return text
 
 
+def _run_and_say_next(spec, text: str, store, directory: str, **kw) -> None:
+    """run_experiment, then on rank 0 the experiment directory and the next commands: on stdout
+    when the run ended, after the error's message when it failed or checkpointed on a signal."""
+    from ..runtime.api import run_experiment
+    from ..runtime.signals import ignore_late
+    from .where import next_steps
+    export = spec.objective.type == "train"  # a trained network that nasrun export can write
+    try:
+        run_experiment(spec, text, store, **kw)
+    except (RunFailed, Resumable, StorageError) as e:
+        if store is not None:  # rank 0, and the experiment exists
+            e.epilogue = next_steps(directory, "resumable" if isinstance(e, Resumable) else "failed",
+                                    export)
+        raise
+    finally:
+        ignore_late()
+    if store is not None:
+        click.echo(next_steps(directory, "done", export))
+    sys.stdout.flush()
+
+
 @click.command("run")
 @click.argument("spec_path", metavar="SPEC", type=click.Path(dir_okay=False))
 @click.option("--force", "force", multiple=True, metavar="KEY",
@@ -76,9 +97,8 @@ def run(spec_path: str, force: Tuple[str, ...], groups: int, verbose: bool) -> N
     directory holds a checkpoint, the run continues it (the spec must be unchanged, see --force).
     Exit codes: 0 done, 1 failed, 2 bad input, 75 checkpointed on SIGTERM/SIGUSR1 (resumable).
     """
-    from ..runtime.signals import catch_early, ignore_late
+    from ..runtime.signals import catch_early
     catch_early()  # a signal during the imports below must not kill the rank
-    from ..runtime.api import run_experiment
     from ..spec import load_spec, parse_spec
     from ..spec.preflight import preflight
     comm = _comm()
@@ -100,11 +120,8 @@ def run(spec_path: str, force: Tuple[str, ...], groups: int, verbose: bool) -> N
             raise CheckpointError(f"{spec_path}: experiment.output_dir: cannot create "
                                   f"{spec.experiment.directory}: {e.strerror}") from None
         store = open_experiment_store(spec.experiment.directory, spec.checkpoint.generations)
-    try:
-        run_experiment(spec, text, store, force=force, verbose=verbose, groups=groups)
-    finally:
-        ignore_late()
-    sys.stdout.flush()
+    _run_and_say_next(spec, text, store, spec.experiment.directory, force=force, verbose=verbose,
+                      groups=groups)
 
 
 def _function_of(spec) -> Optional[str]:
@@ -134,21 +151,22 @@ def resume(path: str, objective: Optional[str], force: Tuple[str, ...], groups: 
     A checkpoint is code: its spec names the objective that resume runs. For a function
     objective, confirm it with --objective MODULE:FUNCTION.
     """
-    from ..runtime.signals import catch_early, ignore_late
+    from ..runtime.signals import catch_early
     catch_early()
-    from ..runtime.api import run_experiment
     from ..spec import parse_spec
     from ..spec.preflight import preflight
     comm = _comm()
     store, text, error = None, None, None
     if comm.Get_rank() == 0:
         try:
-            if not os.path.exists(path):
-                raise CheckpointError(f"{path}: no such file or directory")
-            probe = open_experiment_store(path)
-            loaded = probe.load()
-            if loaded is None:
-                raise CheckpointError(f"{path}: no nasrun checkpoint here (start one with `nasrun run SPEC`)")
+            with experiment_at(path):  # nothing there: the error lists the experiments under runs/
+                if not os.path.exists(path):
+                    raise CheckpointError(f"{path}: no such file or directory")
+                probe = open_experiment_store(path)
+                loaded = probe.load()
+                if loaded is None:
+                    raise CheckpointError(f"{path}: no nasrun checkpoint here (start one with "
+                                          "`nasrun run SPEC`)")
             text = loaded.spec_text
             spec = parse_spec(text, f"{path} (stored spec)")
             fn = _function_of(spec)
@@ -171,8 +189,4 @@ def resume(path: str, objective: Optional[str], force: Tuple[str, ...], groups: 
             error = e
     text = _everywhere(comm, text, error)
     spec = parse_spec(text, f"{path} (stored spec)")
-    try:
-        run_experiment(spec, text, store, force=force, verbose=verbose, groups=groups)
-    finally:
-        ignore_late()
-    sys.stdout.flush()
+    _run_and_say_next(spec, text, store, path, force=force, verbose=verbose, groups=groups)

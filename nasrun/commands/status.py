@@ -12,7 +12,7 @@ from typing import Any, Dict, List, Optional
 
 import click
 
-from .base import user_errors
+from .base import experiment_at, user_errors
 
 
 def experiment_status(path: str, top: int = 5) -> Dict[str, Any]:
@@ -218,9 +218,10 @@ def status(path: str, as_json: bool, top: int, watch: Optional[float]) -> None:
 
     Safe while the experiment runs: it reads the newest complete checkpoint without locking.
     """
-    if watch is not None and not as_json:
-        return watch_status(path, top, watch)
-    report = experiment_status(path, top)
+    with experiment_at(path):
+        if watch is not None and not as_json:
+            return watch_status(path, top, watch)
+        report = experiment_status(path, top)
     if as_json:
         click.echo(json.dumps(report, indent=2, default=_plain))
     else:
