@@ -10,4 +10,8 @@ if [ "$(id -u)" = 0 ]; then
 fi
 cd "$HERE"
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
-exec mpirun --oversubscribe -np 3 "$VENV/bin/nasrun" run configs/default.yaml "$@"
+rc=0
+mpirun --oversubscribe -np 3 "$VENV/bin/nasrun" run configs/default.yaml "$@" || rc=$?
+# the run's last lines name the experiment and the next commands, relative to this directory
+printf 'quickstart: to run them: cd %q && source %q\n' "$HERE" "$VENV/bin/activate"
+exit "$rc"
