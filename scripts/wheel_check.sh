@@ -61,6 +61,13 @@ step "init (starter, --example default) and validate: ok"
 grep -q "^#SBATCH --nodes=" submit.out && grep -q "^# would write .*/slurm/job.sh and run: sbatch" submit.out \
   || fail "submit --dry-run did not render the batch script: $(cat submit.out)"
 step "submit --dry-run: ok ($(wc -l < submit.out) lines)"
+# a login node without PyTorch, MPI or Horovod: the same commands with those unimportable
+for cmd in "validate default.yaml" "submit --dry-run default.yaml"; do
+  # shellcheck disable=SC2086
+  "$V/python" -c "import sys; sys.modules.update(dict.fromkeys(('torch', 'mpi4py', 'horovod')))
+from nasrun.cli import main; main(prog_name='nasrun')" $cmd > /dev/null || fail "$cmd without torch"
+done
+step "validate and submit --dry-run without torch, mpi4py and horovod: ok"
 sed -i 's/^  max_trials: 20$/  max_trials: 3/; s/^  epochs: 10$/  epochs: 2/' default.yaml
 grep -q "^  max_trials: 3$" default.yaml || fail "could not set max_trials in default.yaml"
 "$V/nasrun" run default.yaml > run.out 2>&1 || fail "nasrun run (exit $?): $(tail -20 run.out)"
