@@ -57,10 +57,10 @@ def _everywhere(comm, text: Optional[str], error: Optional[NasrunError]) -> str:
     return text
 
 
-def _run_and_say_next(spec, text: str, store, directory: str, **kw) -> None:
+def _run_and_say_next(run_experiment, spec, text: str, store, directory: str, **kw) -> None:
     """run_experiment, then on rank 0 the experiment directory and the next commands: on stdout
-    when the run ended, after the error's message when it failed or checkpointed on a signal."""
-    from ..runtime.api import run_experiment
+    when the run ended, after the error's message when it failed or checkpointed on a signal.
+    (run and resume import run_experiment early, while signals are caught: see catch_early.)"""
     from ..runtime.signals import ignore_late
     from .where import next_steps
     export = spec.objective.type == "train"  # a trained network that nasrun export can write
@@ -99,6 +99,7 @@ def run(spec_path: str, force: Tuple[str, ...], groups: int, verbose: bool) -> N
     """
     from ..runtime.signals import catch_early
     catch_early()  # a signal during the imports below must not kill the rank
+    from ..runtime.api import run_experiment
     from ..spec import load_spec, parse_spec
     from ..spec.preflight import preflight
     comm = _comm()
@@ -120,8 +121,8 @@ def run(spec_path: str, force: Tuple[str, ...], groups: int, verbose: bool) -> N
             raise CheckpointError(f"{spec_path}: experiment.output_dir: cannot create "
                                   f"{spec.experiment.directory}: {e.strerror}") from None
         store = open_experiment_store(spec.experiment.directory, spec.checkpoint.generations)
-    _run_and_say_next(spec, text, store, spec.experiment.directory, force=force, verbose=verbose,
-                      groups=groups)
+    _run_and_say_next(run_experiment, spec, text, store, spec.experiment.directory, force=force,
+                      verbose=verbose, groups=groups)
 
 
 def _function_of(spec) -> Optional[str]:
@@ -153,6 +154,7 @@ def resume(path: str, objective: Optional[str], force: Tuple[str, ...], groups: 
     """
     from ..runtime.signals import catch_early
     catch_early()
+    from ..runtime.api import run_experiment
     from ..spec import parse_spec
     from ..spec.preflight import preflight
     comm = _comm()
@@ -189,4 +191,5 @@ def resume(path: str, objective: Optional[str], force: Tuple[str, ...], groups: 
             error = e
     text = _everywhere(comm, text, error)
     spec = parse_spec(text, f"{path} (stored spec)")
-    _run_and_say_next(spec, text, store, path, force=force, verbose=verbose, groups=groups)
+    _run_and_say_next(run_experiment, spec, text, store, path, force=force, verbose=verbose,
+                      groups=groups)

@@ -10,7 +10,7 @@ expected (exit 2). ``preflight`` imports the objective's module: that runs its c
 from __future__ import annotations
 
 import math
-from typing import Any, Optional, Tuple
+from typing import Any, Callable, Optional, Tuple
 
 from ..errors import SpecError, UserInputError
 from .fields import one_line, shorten
@@ -96,7 +96,7 @@ def preflight(spec, file: Optional[str] = None, output_dir: bool = True,
         _check_train(spec, error)
 
 
-def _check_strategy(spec, error) -> None:
+def _check_strategy(spec: Any, error: Callable[[str, str], SpecError]) -> None:
     from ..strategies.registry import DECLARED
     if DECLARED[spec.strategy.name].requires:
         try:
