@@ -22,6 +22,7 @@ weights). The target: hdf5 save >= 50% of the raw write rate.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import shutil
@@ -63,7 +64,7 @@ def fsync(path: str) -> None:
 def raw_write(path: str, ms: ModelState) -> None:
     with open(path, "wb") as f:
         for t in ms.tensors.values():
-            f.write(memoryview(t).cast("B"))
+            f.write(t.data.cast("B"))
         f.flush()
         os.fsync(f.fileno())
 
@@ -102,13 +103,13 @@ def bench_size(n: int, base: str, gzip: bool, repeats: int) -> dict:
             rec("raw_write_s", lambda: raw_write(rp, ms))
             os.remove(rp)
             sd = os.path.join(d, f"run{rep}")
-            ref = rec("hdf5_save_s", lambda: write_state_file(sd, ms))
-            got = rec("hdf5_load_s", lambda: read_state_file(sd, ref))
+            ref = rec("hdf5_save_s", functools.partial(write_state_file, sd, ms))
+            got = rec("hdf5_load_s", functools.partial(read_state_file, sd, ref))
             assert all(np.array_equal(got.tensors[k], v) for k, v in ms.tensors.items())
             del got
             writer = AsyncStateWriter(FileStates(sd))
-            rec("stall_s", lambda: writer.submit(ModelState(1, 1, {k: v.copy() for k, v in ms.tensors.items()},
-                                                            ms.meta)))
+            rec("stall_s", lambda w=writer: w.submit(
+                ModelState(1, 1, {k: v.copy() for k, v in ms.tensors.items()}, ms.meta)))
             writer.wait()
             writer.close()
             shutil.rmtree(sd)
@@ -159,7 +160,8 @@ def main(argv=None) -> int:
     con.print(t)
     g = rows[0]
     if "gzip_save_s" in g:
-        con.print(f"gzip-1+shuffle chunked HDF5 at {g['params']:.0e} params: {rate(g, 'gzip_save_s'):.0f} MB/s, "
+        con.print(f"gzip-1+shuffle chunked HDF5 at {g['params']:.0e} params: "
+                  f"{rate(g, 'gzip_save_s'):.0f} MB/s, "
                   f"size {g['gzip_ratio']:.0%} of raw (vs {rate(g, 'hdf5_save_s'):.0f} MB/s uncompressed)")
     con.print("target hdf5 save >= 50% of raw write: " + "; ".join(verdict))
     con.print("(training stall = copy to host memory + hand-over to the background writer: what a "

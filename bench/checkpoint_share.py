@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from typing import Any, Dict
 
 from _table import ROOT, mpi_env, mpirun_cmd, table, verdict, write_json
 
@@ -23,7 +24,9 @@ from _table import ROOT, mpi_env, mpirun_cmd, table, verdict, write_json
 def child(args) -> int:
     import contextlib
     import io
+
     from mpi4py import MPI
+
     from nasrun.runtime.api import run_experiment
     from nasrun.spec import parse_spec
     from nasrun.store import open_store
@@ -32,7 +35,8 @@ def child(args) -> int:
     text = text.replace("max_trials: 20", f"max_trials: {args.trials}").replace(
         "epochs: 10", f"epochs: {args.epochs}")
     spec = parse_spec(text, "configs/default.yaml")
-    store, timing = None, {}
+    store = None
+    timing: Dict[str, Any] = {}
     if comm.Get_rank() == 0:
         store = open_store(args.workdir)
     comm.Barrier()
@@ -40,15 +44,20 @@ def child(args) -> int:
     with contextlib.redirect_stdout(io.StringIO()):
         res = run_experiment(spec, text, store, comm=comm, resume=False, progress=False)
     if comm.Get_rank() == 0:
+        assert res is not None  # rank 0 returns the run's summary
         cpu = res["stats"]["cpu_seconds"]
         timing.update(run_s=time.perf_counter() - t0, trials=res["trials"], saves=res["stats"]["commits"],
                       save_s=cpu.get("commit", 0.0) + cpu.get("log", 0.0))
         # What checkpointing costs the training: the time a group sat between a result and its
         # next trial (rank 0 saves after dispatching, so a group waits on a save only when its
         # result arrives while rank 0 is writing for another group).
-        recs = sorted((r for r in open_store(args.workdir).load().state.finished_records() if r.start is not None and r.end is not None),
+        loaded = open_store(args.workdir).load()
+        assert loaded is not None
+        records = loaded.state.finished_records()
+        recs = sorted((r for r in records if r.start is not None and r.end is not None),
                       key=lambda r: r.start)
-        gaps, busy, last_end = 0.0, 0.0, {}
+        gaps, busy = 0.0, 0.0
+        last_end: Dict[int, float] = {}
         for r in recs:
             if r.group in last_end:
                 gaps += max(0.0, r.start - last_end[r.group])
@@ -90,8 +99,8 @@ def main(argv=None) -> int:
                 [[r["trials"], r["saves"], f"{1e3 * r['save_s'] / max(1, r['saves']):.1f}",
                   f"{r['save_s']:.2f}", f"{r['run_s']:.1f}", f"{100 * r['share']:.2f}%",
                   f"{100 * r['group_gap_share']:.2f}%"]]))
-    print("rank-0 share: rank 0's time in the store (journal + commits) / run time; groups idle: time groups waited "
-          "between a result and their next trial (dispatch + any save they waited on) / group time")
+    print("rank-0 share: rank 0's time in the store (journal + commits) / run time; groups idle: time groups "
+          "waited between a result and their next trial (dispatch + any save they waited on) / group time")
     print(f"target <= 1% of run time in checkpoints: rank 0 {verdict(r['share'] <= 0.01)}, "
           f"worker groups {verdict(r['group_gap_share'] <= 0.01)}")
     write_json(args.json, {"args": vars(args), **r})

@@ -30,6 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from typing import Any, Dict
 
 from _table import ROOT, mpi_env, mpirun_cmd, table, verdict, write_json
 
@@ -65,7 +66,8 @@ def raw_floor(comm, trials: int) -> dict:
         comm.recv(source=MPI.ANY_SOURCE, tag=2, status=st)
         done += 1
         if sent < trials:
-            comm.send({"kind": "run", "trial_id": sent, "config": {"op": "conv"}}, dest=st.Get_source(), tag=1)
+            comm.send({"kind": "run", "trial_id": sent, "config": {"op": "conv"}},
+                      dest=st.Get_source(), tag=1)
             sent += 1
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     for w in range(1, size):
@@ -91,11 +93,14 @@ def nasrun_run(comm, strategy: str, trials: int, store_kind: str, workdir: str) 
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     if rank != 0:
         return {}
+    assert res is not None  # rank 0 returns the run's summary
     stats = res["stats"]
     out = {"trials": res["trials"], "wall_s": wall, "cpu_s": cpu, "saves": stats["commits"],
            "save_s": stats["cpu_seconds"].get("commit", 0.0) + stats["cpu_seconds"].get("log", 0.0)}
     if store_kind == "hdf5":  # the rate at the start and at the end of the run (does it decay?)
-        ends = sorted(r.end for r in open_store(d).load().state.finished_records())
+        loaded = open_store(d).load()
+        assert loaded is not None
+        ends = sorted(r.end for r in loaded.state.finished_records() if r.end is not None)
         w = min(1000, max(2, len(ends) // 4))
         out["window"] = w
         out["first_rate"] = (w - 1) / max(1e-9, ends[w - 1] - ends[0])
@@ -106,15 +111,16 @@ def nasrun_run(comm, strategy: str, trials: int, store_kind: str, workdir: str) 
 def child(args) -> int:
     from mpi4py import MPI
     comm = MPI.COMM_WORLD
-    results = {"ranks": comm.Get_size()}
-    import io
+    results: Dict[str, Any] = {"ranks": comm.Get_size()}
     import contextlib
+    import io
     results["raw"] = raw_floor(comm, args.trials)
     for strategy, store_kind, n in (("random", "keep", args.trials), ("evolution", "keep", args.trials),
                                     ("random", "hdf5", args.hdf5_trials)):
         # the driver logs one line per trial; keep it (it is part of the cost) but off the screen
-        sink = io.StringIO() if comm.Get_rank() == 0 else contextlib.nullcontext()
-        with contextlib.redirect_stdout(sink) if comm.Get_rank() == 0 else sink:
+        quiet = (contextlib.redirect_stdout(io.StringIO()) if comm.Get_rank() == 0
+                 else contextlib.nullcontext())
+        with quiet:
             r = nasrun_run(comm, strategy, n, store_kind, args.workdir)
         results[f"{strategy}-{store_kind}"] = r
     if comm.Get_rank() == 0:
@@ -206,8 +212,8 @@ def main(argv=None) -> int:
             res["optuna"] = run_optuna(r, args.optuna_trials, work)
             rows.append(res)
     print_tables(rows)
-    write_json(args.json, {"args": {k: v for k, v in vars(args).items() if not k.startswith(("child", "optuna_c"))},
-                           "runs": rows, "summary": summarize(rows)})
+    shown = {k: v for k, v in vars(args).items() if not k.startswith(("child", "optuna_c"))}
+    write_json(args.json, {"args": shown, "runs": rows, "summary": summarize(rows)})
     return 0
 
 
@@ -271,8 +277,8 @@ def print_tables(rows) -> None:
             checks.append(f"R={s['ranks']} random-hdf5: {s['trials_per_s']:,.0f} trials/s "
                           f"(>= 2,000 {verdict(s['trials_per_s'] >= 2000)}), rank-0 CPU {s['cpu_us']:.0f} µs "
                           f"per trial (<= 500 {verdict(s['cpu_us'] <= 500)}); first {s['window']} trials "
-                          f"{s['first_rate']:,.0f}/s, last {s['window']} {s['last_rate']:,.0f}/s (last >= 90% "
-                          f"of first {verdict(None if keep is None else keep >= 0.9)}); "
+                          f"{s['first_rate']:,.0f}/s, last {s['window']} {s['last_rate']:,.0f}/s "
+                          f"(last >= 90% of first {verdict(None if keep is None else keep >= 0.9)}); "
                           f"{100 * s['save_share']:.1f}% of the run in the store ({s['saves']} commits)")
     print("\n".join(checks))
 

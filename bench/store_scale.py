@@ -34,6 +34,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from typing import Any, Dict, List
 
 from _records import du as _du
 from _records import make_records
@@ -53,6 +54,7 @@ def incremental(n: int, saves: int, workdir: str) -> dict:
     build = time.perf_counter() - t0
     store = open_store(d)
     loaded = store.load()
+    assert loaded is not None
     store.begin(loaded.spec_text, loaded.version, loaded)
     store.commit({"elapsed_seconds": 0.0})  # as the driver does at start: opens the journal
     times = []
@@ -71,6 +73,7 @@ def incremental(n: int, saves: int, workdir: str) -> dict:
         t = time.perf_counter()
         got = open_store(d).load()
         loads.append(time.perf_counter() - t)
+        assert got is not None
         assert got.state.finished == n + saves, (got.state.finished, n + saves)
     return {"n": n, "build_s": build, "save_mean_s": statistics.fmean(times),
             "save_median_s": statistics.median(times), "save_max_s": max(times),
@@ -151,6 +154,7 @@ def resume(strategy: str, n: int, workdir: str) -> dict:
     t = time.perf_counter()
     loaded = open_store(d).load()
     t_load = time.perf_counter() - t
+    assert loaded is not None
     t = time.perf_counter()
     strat = spec.make_strategy()
     replayed = restore_strategy(strat, loaded)
@@ -197,7 +201,7 @@ def main(argv=None) -> int:
     work = tempfile.mkdtemp(prefix="nasrun-bench-store-")
     try:
         src, why = (None, "--no-baseline") if args.no_baseline else export_baseline(work)
-        rows = []
+        rows: List[Dict[str, Any]] = []
         for n in sizes:
             inc = incremental(n, args.saves, work)
             print(f"  incremental N={n}: save {1e3 * inc['save_mean_s']:.1f} ms, load "

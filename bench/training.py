@@ -25,10 +25,10 @@ import subprocess
 import sys
 import tempfile
 import time
-
-from _table import ROOT, mpi_env, mpirun_cmd, table, verdict, write_json
+from typing import Any, Dict, List
 
 import torch  # noqa: E402
+from _table import ROOT, mpi_env, mpirun_cmd, table, verdict, write_json
 from torch import nn  # noqa: E402
 
 
@@ -78,6 +78,7 @@ def nasrun_loop(s, model, data, recipe, backend, comm=None):
 
 def child(args) -> int:
     from mpi4py import MPI
+
     from nasrun.train.backends import make_backend
     comm = MPI.COMM_WORLD
     torch.set_num_threads(1)
@@ -115,7 +116,7 @@ def main(argv=None) -> int:
     s, data, recipe, make_model = setup(args.epochs)
     samples = len(data.y_train) * recipe.epochs
     bare_loop(make_model(), data, recipe)  # warm-up
-    times = {"bare": [], "nasrun": []}
+    times: Dict[str, List[float]] = {"bare": [], "nasrun": []}
     for _ in range(args.repeats):
         for name in ("bare", "nasrun"):
             m = make_model()
@@ -125,8 +126,9 @@ def main(argv=None) -> int:
             else:
                 nasrun_loop(s, m, data, recipe, LocalBackend())
             times[name].append(time.perf_counter() - t0)
-    rows = [{"variant": f"{k} (1 rank)", "ranks": 1, "seconds": statistics.median(v), "times": v}
-            for k, v in times.items()]
+    rows: List[Dict[str, Any]] = [
+        {"variant": f"{k} (1 rank)", "ranks": 1, "seconds": statistics.median(v), "times": v}
+        for k, v in times.items()]
     for b in [x for x in args.backends.split(",") if x]:
         with tempfile.TemporaryDirectory() as d:
             out = os.path.join(d, "r.json")
@@ -149,7 +151,8 @@ def main(argv=None) -> int:
             continue
         r["samples_per_s"] = samples / r["seconds"]
         r["vs_bare"] = base / r["seconds"]
-        cells.append([r["variant"], f"{r['seconds']:.2f}", f"{r['samples_per_s']:,.0f}", f"{r['vs_bare']:.3f}"])
+        cells.append([r["variant"], f"{r['seconds']:.2f}", f"{r['samples_per_s']:,.0f}",
+                      f"{r['vs_bare']:.3f}"])
     params = sum(p.numel() for p in make_model().parameters())
     print(table(f"training: digits chain CNN ({params:,} params), {recipe.epochs} epochs x "
                 f"{len(data.y_train)} samples, batch {recipe.batch_size}, CPU, 1 thread/rank, "

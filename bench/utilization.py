@@ -15,8 +15,9 @@ drain: groups idle while the last trials of a finite budget finish); rank 0's CP
 (everything the driver did, commits included) and commits per trial; the mean trial time; and
 "rank 0 saturates at G =": the number of groups one rank 0 can keep busy, from the measured
 per-trial work w (everything but commits) and commit cost c: G* = (1 - c / every_seconds) x mean
-trial time / w (commits come at most every ``checkpoint.every_seconds``, whatever the trial rate). Target (issue 12): >= 98% steady-state utilization at 4,096 groups with
-NAS-Bench-201 times for random, evolution and asha.
+trial time / w (commits come at most every ``checkpoint.every_seconds``, whatever the trial rate).
+Target (issue 12): >= 98% steady-state utilization at 4,096 groups with NAS-Bench-201 times for
+random, evolution and asha.
 """
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ import math
 import statistics
 import sys
 import time
+from typing import Optional
 
 from _table import table, verdict, write_json
 
@@ -46,14 +48,14 @@ def options_for(method: str, groups: int) -> dict:
 
 
 def run_one(method: str, groups: int, trials: int, scale: float, store: str,
-            budget_seconds: float = None) -> dict:
+            budget_seconds: Optional[float] = None) -> dict:
     opts = options_for(method, groups)
     spec = nb201_spec(method, opts, seed=0)
     t0 = time.perf_counter()
     r = simulate_run(spec, groups, budget_seconds=budget_seconds, max_trials=trials, store=store,
                      charge_cpu=True, time_scale=scale)
     wall = time.perf_counter() - t0
-    durations = [t.end - t.start for t in r.trials]
+    durations = [t.end - t.start for t in r.trials if t.end is not None and t.start is not None]
     mean_d = statistics.fmean(durations) if durations else math.nan
     cpu = r.stats.get("cpu_seconds", {})
     n = max(1, r.stats.get("dispatched", len(r.trials)))

@@ -117,8 +117,12 @@ def optimize(objective_fn: Callable[..., Any],
     if not isinstance(space, SearchSpace):
         space = SearchSpace.from_dict(space)
     objective = _objective_keys(objective, options)
-    tmp = tempfile.TemporaryDirectory(prefix="nasrun-api-") if directory is None else None
-    where = directory or tmp.name
+    tmp: Optional[tempfile.TemporaryDirectory[str]] = None
+    if directory is None:
+        tmp = tempfile.TemporaryDirectory(prefix="nasrun-api-")
+        where = tmp.name
+    else:
+        where = directory
     try:
         text = _spec_text(space, strategy, n_trials, seed, metric, mode, options, where,
                           {"objective": dict(objective or {})})
@@ -129,6 +133,8 @@ def optimize(objective_fn: Callable[..., Any],
         Driver(spec, text, st, LocalTransport(runner, n_groups), st.load(), echo=lambda line: None,
                progress=False).run()
         loaded = open_store(where).load() if store == "hdf5" else st.load()
+        if loaded is None:  # the driver commits before it returns
+            raise RuntimeError(f"{where}: the run left no checkpoint")
         records = sorted(loaded.state.finished_records(), key=lambda r: r.tell_seq)
         return [Trial(r.suggestion, r.outcome) for r in records]
     finally:

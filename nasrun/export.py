@@ -22,7 +22,6 @@ import inspect
 import json
 import os
 import pprint
-import warnings
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -156,7 +155,8 @@ def _weights(spec, record, snap) -> Tuple[Optional[Dict[str, Any]], Optional[str
         return None, (f"the checkpoint does not hold trial {record.trial_id}'s final weights (runs keep "
                       f"those of the checkpoint.keep_best={k} best finished trials)")
     if want and int(ms.epoch) != want:
-        return None, f"the stored state of trial {record.trial_id} is from epoch {ms.epoch}, not its final epoch {want}"
+        return None, (f"the stored state of trial {record.trial_id} is from epoch {ms.epoch}, "
+                      f"not its final epoch {want}")
     sd = {k[len("model/"):]: v for k, v in ms.tensors.items() if k.startswith("model/")}
     if not sd:
         return None, f"the stored state of trial {record.trial_id} has no model tensors"
@@ -273,7 +273,8 @@ def _recipe(spec, record, input_shape, num_classes, weights_note, state_epoch) -
     name = "cifar10" if o.type == "table" else ds.name
     retrain = ("python train.py --data DATA.npz  # DATA.npz: arrays x, y (see dataset.preprocessing)")
     if name == "digits":
-        retrain = ("python -c \"from sklearn.datasets import load_digits; import numpy as np; d = load_digits(); "
+        retrain = ("python -c \"from sklearn.datasets import load_digits; import numpy as np; "
+                   "d = load_digits(); "
                    "np.savez('digits.npz', x=(d.images / 16.0).astype('float32')[:, None], y=d.target)\" "
                    "&& python train.py --data digits.npz")
     return {
@@ -293,7 +294,8 @@ def _recipe(spec, record, input_shape, num_classes, weights_note, state_epoch) -
                      "loss": "cross-entropy", "note": "batch_size is the global batch of the search's group"},
         "objective": {"type": o.type, "metric": o.metric, "mode": o.mode,
                       "objectives": [{"metric": t.metric, "mode": t.mode} for t in o.objectives],
-                      "constraints": [{"metric": c.metric, "min": c.min, "max": c.max} for c in o.constraints]},
+                      "constraints": [{"metric": c.metric, "min": c.min, "max": c.max}
+                                      for c in o.constraints]},
         "metrics": dict(record.outcome.metrics) if record.outcome else {},
         "weights": {"available": weights_note is None, "epoch": state_epoch,
                     "files": ["weights.safetensors", "weights.pt"] if weights_note is None else [],
@@ -319,7 +321,8 @@ def _readme(rec: Dict[str, Any]) -> str:
         "import model                 # needs only torch",
         "net = model.load()           # trained, eval mode" if w["available"] else
         "net = model.build()          # untrained: no weights were exported",
-        f"logits = net(x)              # x: float tensor of shape (batch, {', '.join(map(str, rec['input_shape']))})",
+        "logits = net(x)              # x: float tensor of shape "
+        f"(batch, {', '.join(map(str, rec['input_shape']))})",
         "```",
         "",
         f"Inputs: {rec['dataset']['preprocessing']}.",
@@ -357,6 +360,7 @@ def export_trial(path: str, out: str, trial: Optional[int] = None, require_weigh
     """Write trial ``trial`` (default: the best) of the experiment at ``path`` to directory ``out``."""
     import numpy as np
     import torch
+
     from .train.models import build_model
     snap, spec, notes = load_experiment(path)
     record = choose_trial(snap, spec, path, trial)
@@ -373,7 +377,8 @@ def export_trial(path: str, out: str, trial: Optional[int] = None, require_weigh
     state = snap.models.get(record.trial_id) if sd is not None else None
     input_shape, num_classes = _shape(spec, state)
     config = record.suggestion.config
-    model = build_model(spec.space.builtin, spec.space.options, config, input_shape, num_classes, _macro(spec))
+    model = build_model(spec.space.builtin, spec.space.options, config, input_shape, num_classes,
+                        _macro(spec))
     tensors = None
     if sd is not None:
         tensors = {k: torch.from_numpy(np.array(v, order="C")) for k, v in sd.items()}  # keeps 0-d shapes

@@ -162,8 +162,8 @@ def scalarize(point: Point, weights: Sequence[float]) -> float:
 def pareto_trials(outcomes: Iterable, objectives: Sequence[Objective],
                   constraints: Sequence[Constraint] = ()) -> List:
     """The feasible outcomes that no other feasible outcome dominates, in input order."""
-    cands = [(o, oriented(o, objectives)) for o in outcomes if feasible(o, constraints)]
-    cands = [(o, p) for o, p in cands if p is not None]
+    scored = [(o, oriented(o, objectives)) for o in outcomes if feasible(o, constraints)]
+    cands = [(o, p) for o, p in scored if p is not None]
     front = pareto_front([p for _, p in cands])
     return [cands[i][0] for i in front]
 

@@ -2,7 +2,7 @@
 # Install nasrun and everything it needs, skipping what is already present.
 #
 #   bash scripts/install.sh          # runtime: MPI, venv, torch (CPU), mpi4py, h5py, Horovod, nasrun
-#   bash scripts/install.sh --dev    # also test tools and a local SLURM (slurm-wlm, munge)
+#   bash scripts/install.sh --dev    # also test and lint tools and a local SLURM (slurm-wlm, munge)
 #
 # System packages are installed with apt-get only when they are missing, we are root and apt-get
 # exists. On an HPC login node, load your MPI module first: an mpicc on PATH is used as it is and
@@ -103,7 +103,8 @@ fi
 probe='import os, nasrun, click, yaml, h5py, rich, sklearn, matplotlib, safetensors
 assert os.path.realpath(os.path.dirname(nasrun.__file__)) == os.path.realpath(os.environ["NASRUN_HERE"] + "/nasrun")'
 [ "$DEV" = 1 ] && probe="$probe
-import pytest, hypothesis, scipy, spython"
+import pytest, hypothesis, scipy, spython, ruff, mypy, importlib.metadata
+importlib.metadata.version(\"types-PyYAML\")"
 if NASRUN_HERE="$HERE" "$PY" -c "$probe" 2>/dev/null; then
   say "nasrun present (editable, $HERE)"
 else

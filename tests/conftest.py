@@ -41,6 +41,7 @@ objective:
   optimizer: {{name: adam, lr: 0.01}}
   {d['extra_obj']}
 budget: {{max_trials: {d['trials']}}}
-resources: {{ranks_per_trial: {d['rpt']}, backend: {d['backend']}, max_consecutive_failures: 3 {d['extra_res']}}}
+resources: {{ranks_per_trial: {d['rpt']}, backend: {d['backend']},
+             max_consecutive_failures: 3 {d['extra_res']}}}
 """
     return make

@@ -39,6 +39,7 @@ class Job:
             [sys.executable, "-m", "nasrun", *args]
         self.proc = subprocess.Popen(cmd, cwd=cwd, env=env or mpi_env(), stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT, text=True, start_new_session=True)
+        self.t0 = time.monotonic()  # when the job was started
         self.lines: List[str] = []
         self.stamps: List[float] = []  # time.monotonic() when each line arrived
         self._reader = threading.Thread(target=self._read, daemon=True)

@@ -9,11 +9,12 @@ Test hooks (environment): ``NASRUN_TEST_HANG_TRIALS="2,3"`` makes those trials s
 ``DIR/started-<id>`` when it starts."""
 import os
 import time
+from typing import Dict
 
 from nasrun.objectives import NB201Objective
 from nasrun.trial import Suggestion
 
-_TABLE = {}
+_TABLE: Dict[str, NB201Objective] = {}
 
 
 def score(config, context):

@@ -10,7 +10,8 @@ def score(config, context):
         raise ValueError(f"planned failure of trial {context.trial_id}")
     if context.trial_id in context.options.get("signal_trials", []):
         os.kill(os.getpid(), signal.SIGTERM)
-    return {"valid_accuracy": 1.0 / (1 + config["num_layers"]), "seen_state": float(context.state is not None)}
+    return {"valid_accuracy": 1.0 / (1 + config["num_layers"]),
+            "seen_state": float(context.state is not None)}
 
 
 def timed(config, context):

@@ -11,6 +11,7 @@ import os
 import signal
 import sys
 import time
+from typing import List, Optional
 
 from mpi4py import MPI
 
@@ -20,10 +21,11 @@ args = sys.argv[1:]
 assert args[:2] == ["-m", "nasrun"] and args[2] in ("run", "resume"), args
 job = os.environ.get("SLURM_JOB_ID", "?")
 
-got = []
+got: List[float] = []
 signal.signal(signal.SIGUSR1, lambda *a: got.append(time.time()))
 
 count_file = os.path.join(state, "count")
+n: Optional[int]
 if comm.rank == 0:
     n = int(open(count_file).read()) if os.path.exists(count_file) else 0
     with open(count_file, "w") as f:
@@ -36,7 +38,8 @@ step = plan[min(n, len(plan) - 1)]
 total = comm.allreduce(comm.rank + 1)
 
 if comm.rank == 0:
-    exp_dir = args[3] if args[2] == "resume" else os.path.join(os.getcwd(), "runs", os.environ["NASRUN_TEST_NAME"])
+    exp_dir = (args[3] if args[2] == "resume"
+               else os.path.join(os.getcwd(), "runs", os.environ["NASRUN_TEST_NAME"]))
     os.makedirs(exp_dir, exist_ok=True)
     open(os.path.join(exp_dir, "experiment.h5"), "a").close()
     with open(os.path.join(state, "calls.jsonl"), "a") as f:

@@ -8,12 +8,11 @@ import re
 import shlex
 
 import pytest
+from slurm_support import REPO
 from spython.main.parse.parsers import DockerParser, SingularityParser
 
 from nasrun.slurm.render import nasrun_words
 from nasrun.spec import parse_spec
-
-from slurm_support import REPO
 
 DEF = os.path.join(REPO, "containers", "nasrun.def")
 DOCKERFILE = os.path.join(REPO, "containers", "Dockerfile")

@@ -4,8 +4,14 @@ import pytest
 
 from nasrun.errors import UserInputError
 from nasrun.spec.schema import DatasetSpec
-from nasrun.train.datasets import (CIFAR_RECORD, load_cifar_arrays, load_dataset, load_digits_arrays,
-                                   load_file_arrays, split)
+from nasrun.train.datasets import (
+    CIFAR_RECORD,
+    load_cifar_arrays,
+    load_dataset,
+    load_digits_arrays,
+    load_file_arrays,
+    split,
+)
 
 
 def test_digits_shape_and_range():

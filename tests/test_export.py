@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
-
 from conftest import mpi_env, mpirun
+
 from nasrun.cli import main
 from nasrun.export import export_trial, load_experiment
 from nasrun.runtime.api import run_experiment
@@ -160,7 +160,8 @@ def test_bad_input_clear_messages_exit_2(experiment, tmp_path):
         ([str(tmp_path), "--out", out], "not a nasrun experiment"),
         ([str(run / "../../"), "--out", out], "not a nasrun experiment"),
         ([str(run), "--trial", "99", "--out", out], "no trial 99 in this experiment (trials 0..3)"),
-        ([str(run), "--trial", "1", "--out", out], "trial 1 failed (RuntimeError: injected failure in trial 1)"),
+        ([str(run), "--trial", "1", "--out", out],
+         "trial 1 failed (RuntimeError: injected failure in trial 1)"),
         ([str(run), "--trial", "1", "--best", "--out", out], "not both"),
     ]
     (tmp_path / "notes.txt").write_text("hello")
@@ -196,7 +197,8 @@ objective: {type: table}
     res = export_trial(str(tmp_path / "t"), str(tmp_path / "o"))
     assert not res.weights and "no network was trained" in res.warnings[0]
     rec = json.loads((tmp_path / "o" / "recipe.json").read_text())
-    assert rec["input_shape"] == [3, 32, 32] and rec["macro_options"] == {"nb201_cells": 5, "nb201_channels": 16}
+    assert rec["input_shape"] == [3, 32, 32]
+    assert rec["macro_options"] == {"nb201_cells": 5, "nb201_channels": 16}
 
 
 # -- a real MPI run, then the export imported where nasrun cannot be --------------------------------
@@ -229,7 +231,8 @@ print("TENSORS", len(sd))
 @pytest.mark.mpi
 def test_mpi_run_then_export_best_reproduces_accuracy_without_nasrun(tmp_path):
     text = digits_spec(str(tmp_path / "run"), trials=4, epochs=2, keep_best=1, strategy="evolution",
-                       extra="  objectives: [{metric: valid_accuracy, mode: max}, {metric: params, mode: min}]\n"
+                       extra="  objectives: [{metric: valid_accuracy, mode: max},"
+                             " {metric: params, mode: min}]\n"
                              "  constraints: [{metric: params, max: 1.0e6}]")
     (tmp_path / "spec.yaml").write_text(text)
     p = mpirun(3, ["-m", "nasrun", "run", str(tmp_path / "spec.yaml")], timeout=150, cwd=str(tmp_path))
@@ -247,7 +250,8 @@ def test_mpi_run_then_export_best_reproduces_accuracy_without_nasrun(tmp_path):
     data = load_dataset(spec.objective.dataset, spec.experiment.seed)
     np.savez(tmp_path / "valid.npz", x=data.x_valid.numpy(), y=data.y_valid.numpy())
     site = [p for p in sys.path if p.endswith("site-packages")]
-    iso_env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": os.pathsep.join(site), "OMP_NUM_THREADS": "1"}
+    iso_env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": os.pathsep.join(site),
+               "OMP_NUM_THREADS": "1"}
     r = subprocess.run([sys.executable, "-c", ISOLATED, str(tmp_path / "out"), str(tmp_path / "valid.npz")],
                        env=iso_env, cwd=str(tmp_path), capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
@@ -281,9 +285,11 @@ def test_exported_train_py_retrains(experiment, tmp_path):
     export_trial(str(run), str(tmp_path / "out"))
     x, y = load_digits_arrays()
     np.savez(tmp_path / "digits.npz", x=x, y=y)
-    r = subprocess.run([sys.executable, str(tmp_path / "out" / "train.py"), "--data", str(tmp_path / "digits.npz"),
-                        "--epochs", "1", "--out", str(tmp_path / "re.pt")], capture_output=True, text=True,
-                       timeout=120, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    r = subprocess.run([sys.executable, str(tmp_path / "out" / "train.py"),
+                        "--data", str(tmp_path / "digits.npz"), "--epochs", "1",
+                        "--out", str(tmp_path / "re.pt")],
+                       capture_output=True, text=True, timeout=120,
+                       env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert r.returncode == 0, r.stderr
     assert "epoch 1/1: valid_accuracy" in r.stdout
     assert set(torch.load(tmp_path / "re.pt", weights_only=True)) == set(

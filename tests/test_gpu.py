@@ -4,8 +4,8 @@ import os
 
 import pytest
 import torch
-
 from conftest import mpi_env, mpirun
+
 from nasrun.errors import UserInputError
 from nasrun.runtime.roles import pick_device
 from nasrun.spec import parse_spec
@@ -45,7 +45,8 @@ def test_training_on_cuda_matches_the_cpu_protocol(digits_spec_text):
 
 @needs_cuda
 def test_mpirun_on_cuda(tmp_path, digits_spec_text):
-    text = digits_spec_text(trials=4, epochs=2).replace("ranks_per_trial: 1", "ranks_per_trial: 1, device: cuda")
+    text = digits_spec_text(trials=4, epochs=2).replace("ranks_per_trial: 1",
+                                                        "ranks_per_trial: 1, device: cuda")
     (tmp_path / "spec.yaml").write_text(text)
     entry = os.path.join(os.path.dirname(__file__), "mpi_entry.py")
     p = mpirun(3, [entry, str(tmp_path / "spec.yaml"), str(tmp_path / "store.json")], env=mpi_env(),

@@ -20,7 +20,8 @@ def fake_bin(tmp_path, uid=None, mpi_wrappers=False):
     (d / "apt-get").write_text(f"#!/bin/sh\necho \"$@\" >> {marker}\nexit 1\n")
     if uid is not None:
         real_id = shutil.which("id")
-        (d / "id").write_text(f"#!/bin/sh\nif [ \"$1\" = -u ]; then echo {uid}; else exec {real_id} \"$@\"; fi\n")
+        (d / "id").write_text(f"#!/bin/sh\nif [ \"$1\" = -u ]; then echo {uid}; "
+                              f"else exec {real_id} \"$@\"; fi\n")
     if mpi_wrappers:
         for tool in ("mpicc", "mpirun"):
             real = shutil.which(tool)
@@ -66,7 +67,8 @@ def test_works_without_root_when_everything_is_present(tmp_path):
 def test_missing_system_packages_without_root_is_a_clear_error(tmp_path):
     env, marker, d = fake_bin(tmp_path, uid=1000)
     # hide slurm's daemons so that --dev finds something missing
-    env["PATH"] = ":".join(p for p in env["PATH"].split(":") if not os.path.exists(os.path.join(p, "slurmctld")))
+    env["PATH"] = ":".join(p for p in env["PATH"].split(":")
+                           if not os.path.exists(os.path.join(p, "slurmctld")))
     if shutil.which("slurmctld", path=env["PATH"]) or not shutil.which("bash", path=env["PATH"]):
         pytest.fail("test setup: could not hide slurmctld from PATH")
     p = run_install(env, "--dev")

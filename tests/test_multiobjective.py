@@ -7,9 +7,19 @@ import pytest
 
 from nasrun.api import optimize
 from nasrun.errors import SpecError
-from nasrun.multiobjective import (Constraint, Objective, best_by_rank_and_crowding, crowding_distance,
-                                   dominates, feasible, non_dominated_sort, oriented, pareto_front,
-                                   pareto_trials, scalarize)
+from nasrun.multiobjective import (
+    Constraint,
+    Objective,
+    best_by_rank_and_crowding,
+    crowding_distance,
+    dominates,
+    feasible,
+    non_dominated_sort,
+    oriented,
+    pareto_front,
+    pareto_trials,
+    scalarize,
+)
 from nasrun.space import SearchSpace
 from nasrun.spec import parse_spec
 from nasrun.strategies import make_strategy
@@ -207,8 +217,10 @@ def test_spec_two_objectives_and_a_constraint():
     ("  metric: b\n  objectives: [{metric: a}, {metric: c}]", "random", "objective.metric", "differs"),
     ("  objectives: {metric: a}", "random", "objective.objectives", "expected a list"),
     ("  constraints: [{metric: params}]", "random", "objective.constraints[0]", "'min' and/or 'max'"),
-    ("  constraints: [{metric: params, max: big}]", "random", "objective.constraints[0].max", "finite number"),
-    ("  constraints: [{metric: params, min: 3, max: 1}]", "random", "objective.constraints[0].min", "exceeds"),
+    ("  constraints: [{metric: params, max: big}]", "random", "objective.constraints[0].max",
+     "finite number"),
+    ("  constraints: [{metric: params, min: 3, max: 1}]", "random", "objective.constraints[0].min",
+     "exceeds"),
     ("  constraints: [{metric: params, maximum: 1}]", "random", "objective.constraints[0].maximum",
      "did you mean 'max'"),
     ("  objectives: [{metric: a}]\n  scalarize: true", "random", "objective.scalarize", "at least two"),
@@ -221,7 +233,8 @@ def test_spec_errors_name_the_key_path(obj, strat, path, msg):
 
 
 def test_spec_scalarized_objectives_accepted_by_single_objective_strategy():
-    s = parse_spec(spec("  objectives: [{metric: valid_accuracy}, {metric: params, mode: min, weight: 1.0e-6}]\n"
+    s = parse_spec(spec("  objectives: [{metric: valid_accuracy},"
+                        " {metric: params, mode: min, weight: 1.0e-6}]\n"
                         "  scalarize: true", "asha"))
     st = s.make_strategy()
     assert st.score(Outcome(0, "done", {"valid_accuracy": 0.9, "params": 1e5})) == pytest.approx(0.8)

@@ -5,7 +5,6 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import REPO, mpi_env, mpirun
 from test_report import PLOTS, check_csv_matches_hdf5, check_png, report
 

@@ -17,12 +17,12 @@ import sys
 import time
 
 import pytest
-
 from conftest import mpi_env
 from mpi_jobs import NB201, TESTS, Job
-from nasrun.store import DONE
 from store_view import load_strict as load
 from store_view import results
+
+from nasrun.store import DONE
 
 pytestmark = [pytest.mark.mpi, pytest.mark.slow]  # no skip without mpirun: install.sh provides it
 
@@ -82,7 +82,7 @@ def kill_and_resume(tmp_path, strategy, trials, ranks, kills, status_round=None)
             assert job.wait(300) == 0, job.output
             break
         # a few trials finished in this round, then a random instant
-        running = job.wait_until(lambda: job.finished_lines() >= 2, 120, "two finished trials")
+        running = job.wait_until(lambda job=job: job.finished_lines() >= 2, 120, "two finished trials")
         assert running, f"round {rnd} ended before it could be killed:\n{job.output}"
         if rnd == status_round:  # `nasrun status` while the run writes checkpoints
             st = subprocess.run([sys.executable, "-m", "nasrun", "status", d, "--json"], env=env,
@@ -251,7 +251,8 @@ def test_changed_spec_is_refused_with_the_differences_and_force_allows_it(tmp_pa
 
 
 def test_a_bad_spec_under_mpirun_is_one_message(tmp_path):
-    (tmp_path / "spec.yaml").write_text("experiment: {name: x}\nspace: {builtin: nb201}\nbudget: {max_trials: 0}\n")
+    (tmp_path / "spec.yaml").write_text("experiment: {name: x}\nspace: {builtin: nb201}\n"
+                                        "budget: {max_trials: 0}\n")
     rc, out = nasrun(["run", str(tmp_path / "spec.yaml")], tmp_path, np_=3)
     assert rc == 2 and "Traceback" not in out, out
     assert out.count("nasrun: error:") == 1 and "budget.max_trials" in out, out

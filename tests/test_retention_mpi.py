@@ -4,8 +4,8 @@ import os
 import re
 
 import pytest
-
 from mpi_jobs import TESTS, Job
+
 from nasrun.spec import parse_spec
 from nasrun.store import open_store
 from nasrun.store.replay import restore_strategy

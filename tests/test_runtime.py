@@ -147,7 +147,7 @@ def test_four_groups_run_asynchronously_and_deterministically():
     by_group = {}
     for r in sorted(a, key=lambda r: r.start):
         by_group.setdefault(r.group, []).append(r)
-    for g, rs in by_group.items():
+    for rs in by_group.values():
         assert rs[0].start == 0.0
         for prev, nxt in zip(rs, rs[1:]):
             assert nxt.start == prev.end
@@ -208,7 +208,8 @@ def test_signal_mid_run_checkpoints_and_resume_on_more_groups_finishes(tmp_path)
     store = open_store(str(tmp_path))
     text = fn_spec(20, "{signal_trials: [9]}", function="stateful", strategy="{name: evolution, "
                    "options: {population_size: 4, sample_size: 2}}")
-    text = text.replace("options: {signal_trials", f"options: {{epochs: 3, run_key: {tmp_path.name}, signal_trials")
+    text = text.replace("options: {signal_trials",
+                        f"options: {{epochs: 3, run_key: {tmp_path.name}, signal_trials")
     lines = []
     with pytest.raises(Resumable):
         drive(text, store, groups=4, lines=lines)

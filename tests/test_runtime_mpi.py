@@ -6,9 +6,9 @@ import sys
 import time
 
 import pytest
-
 from conftest import REPO, mpi_env, mpirun
 from store_view import load_view
+
 from nasrun.spec import parse_spec
 from nasrun.store import DONE, FAILED
 

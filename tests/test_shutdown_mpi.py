@@ -5,7 +5,6 @@ import signal
 import time
 
 import pytest
-
 from conftest import mpi_env
 from mpi_jobs import NB201, TESTS, Job, session_pids
 from store_view import load_view

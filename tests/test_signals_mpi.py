@@ -5,11 +5,11 @@ import sys
 import time
 
 import pytest
-
 from conftest import mpi_env
 from mpi_jobs import NB201, TESTS, Job, session_pids
-from nasrun.store import DONE, RUNNING, open_store
 from store_view import load_view
+
+from nasrun.store import DONE, RUNNING, open_store
 
 pytestmark = [pytest.mark.mpi]  # no skip without mpirun: install.sh provides it, a missing one fails
 
@@ -121,7 +121,8 @@ def test_signal_during_startup_still_checkpoints(tmp_path):
     job = Job(3, ["run", str(tmp_path / "spec.yaml")], str(tmp_path))
 
     def ranks_catch_usr1():  # every rank has nasrun's early handler (SigCgt), still importing
-        ranks = [p for p in session_pids(job.proc.pid) if _proc(p, "cmdline").startswith(sys.executable + "\0")]
+        ranks = [p for p in session_pids(job.proc.pid)
+                 if _proc(p, "cmdline").startswith(sys.executable + "\0")]
         return len(ranks) == 3 and all(_catches_usr1(p) for p in ranks)
     wait_for(ranks_catch_usr1, 60, "the ranks to start", job)
     assert not open_store(d).generation_files()  # before the driver's first save

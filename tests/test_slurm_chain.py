@@ -4,9 +4,9 @@ from __future__ import annotations
 import os
 import sys
 
-from nasrun.slurm import chain
-
 from slurm_support import REPO, nasrun
+
+from nasrun.slurm import chain
 
 
 def test_chain_events_jobs_and_resubmission_count(tmp_path):

@@ -9,7 +9,6 @@ import subprocess
 import sys
 
 import pytest
-
 from slurm_support import PROG, chain_done, events, job_output, nasrun, slurm_cluster, wait_for, write_spec
 
 pytestmark = pytest.mark.slurm
@@ -60,7 +59,8 @@ def test_exit_75_resubmits_until_exit_0(tmp_path, slurm_cluster):
     ev = events(exp)
     ids = job_ids(ev)
     assert len(ids) == 3 and len(set(ids)) == 3, ev
-    assert [(x["job"], x["cmd"]) for x in calls(state)] == [(ids[0], "run"), (ids[1], "resume"), (ids[2], "resume")]
+    assert [(x["job"], x["cmd"]) for x in calls(state)] == [(ids[0], "run"), (ids[1], "resume"),
+                                                            (ids[2], "resume")]
     assert [e.get("code") for e in ev if e["event"] == "exit"] == [75, 75, 0]
     assert [e["resubmit"] for e in ev if e["event"] == "start"] == [0, 1, 2]
     out = nasrun(["jobs", spec], str(tmp_path), env).stdout
@@ -69,7 +69,8 @@ def test_exit_75_resubmits_until_exit_0(tmp_path, slurm_cluster):
 
 
 def test_chain_stops_at_max_resubmits(tmp_path, slurm_cluster):
-    spec, env, exp, state = setup_experiment(tmp_path, slurm_cluster, "75", ["tasks_per_node: 1", "max_resubmits: 1"])
+    spec, env, exp, state = setup_experiment(tmp_path, slurm_cluster, "75",
+                                             ["tasks_per_node: 1", "max_resubmits: 1"])
     nasrun(["submit", spec], str(tmp_path), env)
     wait_for(lambda: chain_done(exp), CHAIN_TIMEOUT, "the chain to stop")
     ev = events(exp)
@@ -88,7 +89,8 @@ def test_sigusr1_reaches_every_rank_then_the_job_resubmits(tmp_path, slurm_clust
     wait_for(lambda: len(list(state.glob(f"ready-{job}-*"))) == 3, CHAIN_TIMEOUT, "3 ranks to start")
     subprocess.run(["scancel", "--signal=USR1", "--batch", job], env=env, check=True, timeout=30)
     wait_for(lambda: chain_done(exp), CHAIN_TIMEOUT, "the chain to finish")
-    assert sorted(p.name for p in state.glob(f"signalled-{job}-*")) == [f"signalled-{job}-{r}" for r in range(3)]
+    signalled = sorted(p.name for p in state.glob(f"signalled-{job}-*"))
+    assert signalled == [f"signalled-{job}-{r}" for r in range(3)]
     ev = events(exp)
     exits = [e for e in ev if e["event"] == "exit"]
     assert [(e["code"], e["signalled"]) for e in exits] == [(75, 1), (0, 0)], ev

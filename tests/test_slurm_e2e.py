@@ -10,10 +10,10 @@ import subprocess
 import sys
 
 import pytest
-
-from nasrun.store import DONE
 from slurm_support import REPO, chain_done, events, job_output, nasrun, slurm_cluster, wait_for
 from store_view import load_view
+
+from nasrun.store import DONE
 
 pytestmark = pytest.mark.slurm
 __all__ = ["slurm_cluster"]
@@ -72,7 +72,8 @@ def check_jobs_recorded(exp_dir, cwd, env):
 
 
 def env_with(env, sleep):
-    return dict(env, NASRUN_TEST_SLEEP=str(sleep), PYTHONPATH=os.pathsep.join([REPO, os.path.join(REPO, "tests")]))
+    return dict(env, NASRUN_TEST_SLEEP=str(sleep),
+                PYTHONPATH=os.pathsep.join([REPO, os.path.join(REPO, "tests")]))
 
 
 def test_submitted_spec_runs_to_completion_on_several_mpi_tasks(tmp_path, slurm_cluster):

@@ -6,7 +6,6 @@ import shutil
 import subprocess
 
 import pytest
-
 from slurm_support import CLUSTER_SCRIPT, wait_for
 
 pytestmark = pytest.mark.slurm
@@ -61,4 +60,4 @@ def test_start_is_idempotent_survives_stale_state_and_stop_kills_its_daemons(tmp
         cluster("stop", d)
     assert pids(d) == {}
     for pid in list(first.values()) + list(second.values()):
-        wait_for(lambda: not alive(pid), 15, f"daemon {pid} to stop")
+        wait_for(lambda pid=pid: not alive(pid), 15, f"daemon {pid} to stop")

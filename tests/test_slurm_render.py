@@ -6,13 +6,12 @@ import stat
 import subprocess
 
 import pytest
+from slurm_support import REPO, nasrun, write_spec
 
 from nasrun.errors import SpecError
 from nasrun.slurm.render import DEFAULT_TEMPLATE, JobPaths, render
 from nasrun.spec import parse_spec
 from nasrun.spec.slurm import parse_time, sbatch_literal_problem
-
-from slurm_support import REPO, nasrun, write_spec
 
 GOLDEN = os.path.join(REPO, "tests", "golden")
 PATHS = JobPaths(spec="/home/u/nas/spec.yaml", experiment_dir="/home/u/nas/runs/exp",

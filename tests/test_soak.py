@@ -19,10 +19,10 @@ from dataclasses import dataclass
 from typing import Dict, List, Optional
 
 import pytest
-
 from mpi_jobs import TESTS, Job, session_pids
-from nasrun.store import CheckpointWarning
 from store_view import load_strict, load_view, results
+
+from nasrun.store import CheckpointWarning
 
 pytestmark = [pytest.mark.mpi, pytest.mark.slow]
 
@@ -96,9 +96,7 @@ class Soak:
         self.finished: List[tuple] = []  # (directory, strategy) of finished experiments
 
     def start(self, ranks: int, args: List[str]) -> Job:
-        job = Job(ranks, args, str(self.root))
-        job.t0 = time.monotonic()
-        return job
+        return Job(ranks, args, str(self.root))
 
     def end(self, job: Job, what: str, strategy: str, ranks: int, rc_want: int,
             since: Optional[float] = None) -> None:

@@ -3,10 +3,19 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
-from nasrun.space import (Categorical, Float, Integer, NB201_OPS, SearchSpace, builtin_params,
-                          nb201_arch_str, nb201_config)
+from nasrun.space import (
+    NB201_OPS,
+    Categorical,
+    Float,
+    Integer,
+    SearchSpace,
+    builtin_params,
+    nb201_arch_str,
+    nb201_config,
+)
 
 
 def hpo_space():
@@ -22,7 +31,8 @@ def hpo_space():
 
 @pytest.mark.parametrize("space", [hpo_space(), SearchSpace(builtin_params("chain", {})),
                                    SearchSpace(builtin_params("chain", {"kind": "mlp", "max_layers": 2})),
-                                   SearchSpace(builtin_params("nb201", {}))], ids=["hpo", "chain", "mlp", "nb201"])
+                                   SearchSpace(builtin_params("nb201", {}))],
+                         ids=["hpo", "chain", "mlp", "nb201"])
 def test_samples_and_mutations_stay_in_the_space(space):
     rng = np.random.default_rng(1)
     config = space.sample(rng)

@@ -8,7 +8,8 @@ import sys
 import pytest
 import yaml
 from click.testing import CliRunner
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from nasrun.cli import main
 from nasrun.errors import SpecError
@@ -21,7 +22,8 @@ BASE = {
     "space": {"builtin": "chain", "options": {"kind": "cnn", "max_layers": 2},
               "params": {"optimizer": ["sgd", "adam"],
                          "lr": {"type": "float", "low": 1e-4, "high": 0.1, "log": True},
-                         "momentum": {"type": "float", "low": 0.5, "high": 0.99, "when": {"optimizer": "sgd"}}}},
+                         "momentum": {"type": "float", "low": 0.5, "high": 0.99,
+                                      "when": {"optimizer": "sgd"}}}},
     "strategy": {"name": "random"},
     "objective": {"type": "train", "epochs": 3, "dataset": {"name": "digits"}, "optimizer": {"lr": 0.01}},
     "budget": {"max_trials": 10},
@@ -158,15 +160,17 @@ def test_malformed_specs_are_rejected_with_a_key_path(tmp_path, data):
      "budget.max_trails", 5),
     ("- just\n- a list\n", "", None),
     ("", "", None),
-    ("experiment: {name: t}\nspace: {builtin: nb201}\nobjective: {type: function}\n", "objective.function", 3),
-    ("experiment: {name: t}\nspace: {builtin: chain}\nobjective: {dataset: {name: cifar10, path: /nonexistent/c}}\n",
-     "objective.dataset.path", 3),
+    ("experiment: {name: t}\nspace: {builtin: nb201}\nobjective: {type: function}\n",
+     "objective.function", 3),
+    ("experiment: {name: t}\nspace: {builtin: chain}\n"
+     "objective: {dataset: {name: cifar10, path: /nonexistent/c}}\n", "objective.dataset.path", 3),
     ("experiment: {name: 'a b'}\nspace: {builtin: nb201}\n", "experiment.name", 1),
     ("experiment: {name: t}\nspace: {}\n", "space", 2),
     ("experiment: {name: t}\nspace: {builtin: nb201, options: {opz: [none]}}\n", "space.options.opz", 2),
     ("experiment: {name: t}\nspace: {builtin: chain}\nbudget: {max_trials: null}\n", "budget", 3),
     ("experiment: {name: t}\nspace:\n  params:\n    x: {type: int, low: 5, high: 1}\n", "space.params.x", 4),
-    ("experiment: {name: t}\nspace:\n  params:\n    x: {type: float, low: 0, high: .inf}\n", "space.params.x.high", 4),
+    ("experiment: {name: t}\nspace:\n  params:\n    x: {type: float, low: 0, high: .inf}\n",
+     "space.params.x.high", 4),
     ("experiment: {name: t}\nspace: {builtin: chain}\nobjective: {epochs: 2, min_epochs: 3}\n",
      "objective.min_epochs", 3),
     ("!!python/object/apply:os.system ['echo pwned']\n", "", None),
@@ -188,7 +192,8 @@ def test_missing_and_unreadable_files(tmp_path):
 
 def test_a_real_process_prints_no_traceback(tmp_path):
     f = tmp_path / "s.yaml"
-    f.write_text("experiment: {name: t}\nspace: {builtin: chain}\nstrategy: {name: random, options: {x: 1}}\n")
+    f.write_text("experiment: {name: t}\nspace: {builtin: chain}\n"
+                 "strategy: {name: random, options: {x: 1}}\n")
     p = subprocess.run([sys.executable, "-m", "nasrun", "validate", str(f)], capture_output=True, text=True,
                        timeout=120)
     assert p.returncode == 2
@@ -221,10 +226,11 @@ def param_specs(draw):
        ranks=st.integers(1, 16), strategy=st.sampled_from(["random"]))
 def test_valid_specs_round_trip(params, seed, trials, builtin, ranks, strategy):
     if builtin == "chain":
-        params = {k: v for k, v in params.items()
-                  if not (k == "num_layers" or k.startswith("layer"))} or {"zz": {"type": "int", "low": 1, "high": 2}}
+        params = ({k: v for k, v in params.items() if not (k == "num_layers" or k.startswith("layer"))}
+                  or {"zz": {"type": "int", "low": 1, "high": 2}})
     d = {"experiment": {"name": "rt", "seed": seed}, "space": {"params": params},
-         "strategy": {"name": strategy}, "budget": {"max_trials": trials}, "resources": {"ranks_per_trial": ranks}}
+         "strategy": {"name": strategy}, "budget": {"max_trials": trials},
+         "resources": {"ranks_per_trial": ranks}}
     if builtin:
         d["space"]["builtin"] = builtin
     spec = parse_spec(yaml.safe_dump(d), "rt.yaml")

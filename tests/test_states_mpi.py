@@ -10,9 +10,9 @@ import time
 
 import numpy as np
 import pytest
-
 from conftest import mpi_env
 from mpi_jobs import TESTS, Job, session_pids
+
 from nasrun.store import open_store
 
 GIB3 = 3 * 2 ** 30 // 4  # float32 elements of a 3 GiB tensor

@@ -19,7 +19,8 @@ scalars = st.one_of(
     st.integers(-2 ** 63, 2 ** 63 - 1).map(np.int64), st.integers(0, 2 ** 64 - 1).map(np.uint64),
     st.floats(width=32).map(np.float32), st.floats().map(np.float64), st.booleans().map(np.bool_),
     st.complex_numbers(allow_nan=False).map(np.complex128), arrays)
-keys = st.one_of(st.text(max_size=6), st.just(TAG), st.integers(-5, 5), st.tuples(st.integers(0, 3), st.text(max_size=2)))
+keys = st.one_of(st.text(max_size=6), st.just(TAG), st.integers(-5, 5),
+                 st.tuples(st.integers(0, 3), st.text(max_size=2)))
 nested = st.recursive(scalars, lambda inner: st.one_of(
     st.lists(inner, max_size=4), st.tuples(inner, inner),
     st.dictionaries(keys, inner, max_size=4)), max_leaves=20)

@@ -87,7 +87,7 @@ def test_kill_9_at_random_points_loses_no_logged_trial(tmp_path):
     rng = np.random.default_rng(1)
     mid_write = 0
     last = -1
-    for round_ in range(6):
+    for _ in range(6):
         proc = start_writer(tmp_path, slow=0.004)
         try:
             start = int(read_until(proc, lambda w: w[0] == "start")[1])

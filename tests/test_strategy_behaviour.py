@@ -1,6 +1,5 @@
 """What each strategy does beyond the shared contract."""
 import numpy as np
-import pytest
 import torch
 
 from nasrun.api import best_trial, optimize

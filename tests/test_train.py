@@ -6,8 +6,16 @@ from nasrun.spec import parse_spec
 from nasrun.train.backends import LocalBackend
 from nasrun.train.datasets import load_dataset
 from nasrun.train.models import build_model
-from nasrun.train.trainer import (Control, Interrupted, TrialFailed, export_state, import_state,
-                                  make_optimizer, recipe_for, train_trial)
+from nasrun.train.trainer import (
+    Control,
+    Interrupted,
+    TrialFailed,
+    export_state,
+    import_state,
+    make_optimizer,
+    recipe_for,
+    train_trial,
+)
 from nasrun.trial import Suggestion
 
 CFG = {"num_layers": 1, "layer0_op": "conv3x3", "layer0_width": 8}

@@ -100,7 +100,8 @@ def open_experiment(path: str) -> Experiment:
     except (yaml.YAMLError, RecursionError):
         spec = {}
     spec = spec if isinstance(spec, dict) else {}
-    obj = spec.get("objective") if isinstance(spec.get("objective"), dict) else {}
+    objective = spec.get("objective")
+    obj = objective if isinstance(objective, dict) else {}
     view = ExperimentView.from_text(loaded.spec_text, str(obj.get("metric", "valid_accuracy")),
                                     str(obj.get("mode", "max")))
     return Experiment(loaded.file, int(loaded.generation), float(loaded.saved_at), loaded, spec,

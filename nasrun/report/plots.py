@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import os
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from ..store.base import DONE, FAILED, RUNNING, TrialRecord
 from .experiment import Experiment
@@ -73,8 +73,7 @@ def _title(exp: Experiment, what: str) -> str:
 
 def plot_best_vs_time(exp: Experiment, path: str) -> None:
     """Best-so-far metric against wall time since the first trial started; each trial a dot."""
-    fin = [t for t in _finished_in_order(exp) if t.end is not None]
-    pts = [(t.end, exp.value(t)) for t in fin]
+    pts = [(t.end, exp.value(t)) for t in _finished_in_order(exp) if t.end is not None]
     if not any(v is not None for _, v in pts):
         raise Skip(f"no done trial with {exp.metric} and an end time")
     t0, unit, name = _clock(exp)
@@ -124,30 +123,31 @@ def phase_key(exp: Experiment) -> Optional[str]:
 
 def plot_trials_vs_time(exp: Experiment, path: str) -> None:
     """Every done trial's metric at its end time, coloured by strategy phase (rung, ...)."""
-    pts = [(t, exp.value(t)) for t in exp.trials if t.end is not None]
-    pts = [(t, v) for t, v in pts if v is not None]
+    ends = [(t, t.end, exp.value(t)) for t in exp.trials if t.end is not None]
+    pts = [(t, e, v) for t, e, v in ends if v is not None]
     if not pts:
         raise Skip(f"no done trial with {exp.metric} and an end time")
     t0, unit, name = _clock(exp)
     key = phase_key(exp)
     fig, (ax,) = _figure()
     if key is None:
-        ax.scatter([(t.end - t0) / unit for t, _ in pts], [v for _, v in pts], s=18, color="C0",
+        ax.scatter([(e - t0) / unit for _, e, _ in pts], [v for _, _, v in pts], s=18, color="C0",
                    label="trial")
     else:
-        groups: Dict[Any, List[Tuple[TrialRecord, float]]] = {}
-        for t, v in pts:
-            groups.setdefault(t.suggestion.info.get(key, "-"), []).append((t, v))
+        groups: Dict[Any, List[Tuple[float, float]]] = {}
+        for t, e, v in pts:
+            groups.setdefault(t.suggestion.info.get(key, "-"), []).append((e, v))
         order = sorted(groups, key=lambda k: (not isinstance(k, (int, float)), str(k) if not
                                               isinstance(k, (int, float)) else k))
         cmap = _colors(len(order))
         for c, k in zip(cmap, order):
             g = groups[k]
-            ax.scatter([(t.end - t0) / unit for t, _ in g], [v for _, v in g], s=18, color=c,
+            ax.scatter([(e - t0) / unit for e, _ in g], [v for _, v in g], s=18, color=c,
                        label=f"{key} {k} ({len(g)})", alpha=0.85)
     n_fail = sum(t.status == FAILED for t in exp.trials)
     ax.set(xlabel=f"trial end, wall time since first trial started ({name})", ylabel=exp.metric,
-           title=_title(exp, f"all trials' {exp.metric}" + (f" ({n_fail} failed not shown)" if n_fail else "")))
+           title=_title(exp, f"all trials' {exp.metric}"
+                        + (f" ({n_fail} failed not shown)" if n_fail else "")))
     ax.grid(alpha=0.3)
     ax.legend(loc="best", fontsize="small", ncol=1 + (len(ax.get_legend_handles_labels()[0]) > 8))
     _save(fig, path)
@@ -170,8 +170,8 @@ def plot_utilization(exp: Experiment, path: str) -> None:
     as_of = t0 + util["window"]
     groups = list(util["groups"])
     fig, (ax,) = _figure(height=max(3.0, min(HEIGHT * 1.5, 1.5 + 0.45 * len(groups))))
-    style = {DONE: dict(facecolor="C0"), FAILED: dict(facecolor="C3", hatch="///"),
-             RUNNING: dict(facecolor="0.65", hatch="..")}
+    style: Dict[str, Dict[str, Any]] = {DONE: dict(facecolor="C0"), FAILED: dict(facecolor="C3", hatch="///"),
+                                        RUNNING: dict(facecolor="0.65", hatch="..")}
     for row, g in enumerate(groups):
         for status, st in style.items():
             bars = [busy_interval(t, as_of) for t in exp.trials if t.group == g and t.status == status]
@@ -191,7 +191,7 @@ def plot_utilization(exp: Experiment, path: str) -> None:
     _save(fig, path)
 
 
-def curve_metric(exp: Experiment, curves: List[List[Dict[str, Any]]]) -> Optional[str]:
+def curve_metric(exp: Experiment, curves: Sequence[Sequence[Mapping[str, Any]]]) -> Optional[str]:
     keys = {k for c in curves for e in c for k, v in e.items() if isinstance(v, (int, float))}
     for k in (exp.metric, "valid_accuracy", "valid_loss"):
         if k in keys:
@@ -202,10 +202,10 @@ def curve_metric(exp: Experiment, curves: List[List[Dict[str, Any]]]) -> Optiona
 
 def plot_learning_curves(exp: Experiment, path: str, top: int = 8) -> None:
     """Per-epoch curves of the best ``top`` trials: the objective metric, and valid_loss."""
-    best = [t for t in exp.ranked() if t.outcome.curve][:top]
+    best = [t for t in exp.ranked() if t.outcome is not None and t.outcome.curve][:top]
     if not best:
         raise Skip("no learning curves recorded (outcome.curve is empty)")
-    curves = [list(t.outcome.curve) for t in best]
+    curves = [list(t.outcome.curve) for t in best if t.outcome is not None]
     first = curve_metric(exp, curves)
     if first is None:
         raise Skip("learning curves hold no numeric metric")
@@ -239,8 +239,11 @@ def plot_pareto(exp: Experiment, path: str) -> None:
         raise Skip("no model sizes recorded (metrics 'params', 'macs' or 'flops')")
     fig, axes = _figure(1, len(keys))
     for ax, key in zip(axes, keys):
-        pts = [(size_of(t, key), exp.value(t), t.trial_id) for t in exp.trials]
-        pts = [p for p in pts if p[0] is not None and p[1] is not None]
+        pts: List[Tuple[float, float, int]] = []
+        for t in exp.trials:
+            x, y = size_of(t, key), exp.value(t)
+            if x is not None and y is not None:
+                pts.append((x, y, t.trial_id))
         front = sorted((pts[i] for i in pareto_front([p[:2] for p in pts], ["min", exp.mode])),
                        key=lambda p: p[0])
         ax.scatter([p[0] for p in pts], [p[1] for p in pts], s=16, color="0.6", alpha=0.7,

@@ -76,7 +76,8 @@ def utilization_of_state(state: Any, as_of: Optional[float] = None) -> Dict[str,
                   np.array([np.nan if t.start is None else t.start for t in live], dtype=float),
                   np.array([np.nan if t.end is None else t.end for t in live], dtype=float),
                   np.array([t.status.encode() for t in live], dtype="S8")))
-    return utilization_arrays(*(np.concatenate([p[i] for p in parts]) for i in range(4)), as_of)
+    group, start, end, status = (np.concatenate([p[i] for p in parts]) for i in range(4))
+    return utilization_arrays(group, start, end, status, as_of)
 
 
 def utilization_arrays(group: np.ndarray, start: np.ndarray, end: np.ndarray, status: np.ndarray,

@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
 import numpy as np
-
-from dataclasses import dataclass, field
 
 from ..store.base import DONE, FAILED, QUEUED, RUNNING, TrialRecord
 from ..trial import Outcome, Suggestion

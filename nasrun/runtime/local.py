@@ -70,8 +70,8 @@ class LocalTransport(Transport):
         saved: List[Tuple[float, Any]] = []
         hooks = Hooks()
         t0 = time.perf_counter()
-        hooks.flush_requested = self.should_flush  # type: ignore[assignment]
-        hooks.checkpointed = lambda ref: saved.append((time.perf_counter() - t0, ref))  # type: ignore[assignment]
+        hooks.flush_requested = self.should_flush
+        hooks.checkpointed = lambda ref: saved.append((time.perf_counter() - t0, ref))
 
         def progress(trial_id: int, epoch: int, metrics: Dict[str, float]) -> bool:
             if self.on_progress is None:
@@ -79,7 +79,7 @@ class LocalTransport(Transport):
             with _resumed(self.clock):
                 return bool(self.on_progress(m.Progress(group, trial_id, epoch, metrics)))
 
-        hooks.progress = progress  # type: ignore[assignment]
+        hooks.progress = progress
         with self.clock.paused():
             t0 = time.perf_counter()
             msg = self.runner.run(task, hooks)

@@ -29,7 +29,7 @@ class Transport:
     #: set by the driver: (Progress) -> stop? (transports that run trials synchronously)
     on_progress: Optional[Callable[[m.Progress], bool]] = None
     #: set by the driver: whether a flush was requested (a signal came)
-    should_flush: Callable[[], bool] = staticmethod(lambda: False)  # type: ignore[assignment]
+    should_flush: Callable[[], bool] = staticmethod(lambda: False)
 
     def send(self, group: int, msg: Any) -> None:
         raise NotImplementedError

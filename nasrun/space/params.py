@@ -25,7 +25,9 @@ SIZE_WORK = 2_000_000  # or more steps than this
 class AtLeast(float):
     """A space size known only from below: prints as "more than N" in any format."""
 
-    def __new__(cls, value: float, text: str = ""):
+    text: str
+
+    def __new__(cls, value: float, text: str = "") -> AtLeast:
         obj = super().__new__(cls, value)
         obj.text = text or f"{int(value):,}"
         return obj
@@ -271,7 +273,9 @@ def _can_take(p: Param, key: Tuple[str, Any]) -> bool:
     takes ints, a Float floats: a condition on 1 never meets a Float's 1.0)."""
     if isinstance(p, Categorical):
         return key in p._lookup  # type: ignore[attr-defined]
-    return key[0] == type(p.low).__name__ and p.contains(key[1])
+    if isinstance(p, (Integer, Float)):
+        return key[0] == type(p.low).__name__ and p.contains(key[1])
+    raise TypeError(f"unknown parameter kind {type(p).__name__}")
 
 
 def _key(v: Any) -> Tuple[str, Any]:
@@ -335,7 +339,7 @@ class SearchSpace:
     def problems(self, config: Mapping[str, Any]) -> List[str]:
         """Why ``config`` is not a valid configuration of this space (empty when it is)."""
         out = []
-        seen = {}
+        seen: Dict[str, Any] = {}
         for p in self.params.values():
             active = self.is_active(p, seen)
             if active and p.name not in config:

@@ -15,9 +15,14 @@ import math
 import re
 import reprlib
 import typing
-from typing import Any, Dict, List, Mapping, Optional
+from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Mapping, Optional, Type, TypeVar
 
 from ..errors import SpecError
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+D = TypeVar("D", bound="DataclassInstance")
 
 MAX_ECHO = 80  # characters of a value echoed in a message
 MAX_MESSAGE = 600  # a message (values already cut) is cut beyond this as a last resort
@@ -87,7 +92,8 @@ def check_name(value: Any, what: str, path: str, ctx: "Ctx", parent: Any, key: A
 def line_of(data: Any, key: Any = None) -> Optional[int]:
     lines = getattr(data, "lines", None)
     if key is not None and lines and key in lines:
-        return lines[key]
+        line: Optional[int] = lines[key]
+        return line
     return getattr(data, "line", None)
 
 
@@ -95,7 +101,7 @@ def join(path: str, key: Any) -> str:
     return f"{path}.{key}" if path else str(key)
 
 
-def suggest(key: str, options) -> str:
+def suggest(key: str, options: Iterable[Any]) -> str:
     if not isinstance(key, str) or len(key) > 200:  # nothing that long is a typo of an option
         return ""
     close = difflib.get_close_matches(key, [str(o) for o in options], n=1, cutoff=0.6)
@@ -119,7 +125,7 @@ def field(default: Any = dataclasses.MISSING, **meta: Any) -> Any:
     return dataclasses.field(default=default, metadata=meta)
 
 
-def build(cls, data: Any, path: str, ctx: Ctx, parent: Any = None, key: Any = None):
+def build(cls: Type[D], data: Any, path: str, ctx: Ctx, parent: Any = None, key: Any = None) -> D:
     """Construct dataclass ``cls`` from ``data`` (a mapping), validating everything."""
     if data is None:
         data = {}
@@ -146,7 +152,7 @@ def build(cls, data: Any, path: str, ctx: Ctx, parent: Any = None, key: Any = No
     return obj
 
 
-def _help(f: dataclasses.Field) -> str:
+def _help(f: dataclasses.Field[Any]) -> str:
     return f" ({f.metadata['help']})" if "help" in f.metadata else ""
 
 
@@ -167,7 +173,7 @@ def convert(hint: Any, value: Any, path: str, ctx: Ctx, parent: Any, key: Any,
                             f"{describe(value)}{suggest(value, args) if isinstance(value, str) else ''}",
                             path, parent, key)
         return value
-    if dataclasses.is_dataclass(hint):
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
         return build(hint, value, path, ctx, parent, key)
     if origin in (list, List):
         if not isinstance(value, list):

@@ -17,7 +17,7 @@ MAX_DEPTH = 100  # nested lists/mappings
 MAX_VALUES = 100_000  # values in the document, counting every alias as a copy of its target
 
 
-class LineDict(dict):
+class LineDict(Dict[Any, Any]):
     """A dict that remembers the 1-based line of each key (``lines``) and of itself (``line``)."""
 
     lines: Dict[Any, int]
@@ -30,7 +30,7 @@ class _Loader(yaml.SafeLoader):
 
     file: Optional[str] = None
 
-    def __init__(self, stream):
+    def __init__(self, stream: str) -> None:
         super().__init__(stream)
         self._path: List[str] = []  # key path of the node being composed (for messages)
         self._sizes: Dict[int, int] = {}  # id(node) -> values under it, aliases expanded
@@ -41,7 +41,7 @@ class _Loader(yaml.SafeLoader):
         where = "".join(self._path).lstrip(".")
         return where if len(where) <= 80 else f"{where[:80]}... ({len(self._path)} levels)"
 
-    def compose_node(self, parent, index):
+    def compose_node(self, parent: Optional[yaml.Node], index: Any) -> Optional[yaml.Node]:
         if self.check_event(yaml.AliasEvent):
             event = self.peek_event()
             node = super().compose_node(parent, index)
@@ -62,6 +62,8 @@ class _Loader(yaml.SafeLoader):
             node = super().compose_node(parent, index)
         finally:
             self._depth -= collection
+        if node is None:  # only at the end of a stream, never for the node events checked above
+            return None
         if isinstance(node, yaml.SequenceNode):
             size = 1 + sum(self._sizes[id(v)] for v in node.value)
         elif isinstance(node, yaml.MappingNode):
@@ -76,7 +78,8 @@ class _Loader(yaml.SafeLoader):
         self._sizes[id(node)] = size
         return node
 
-    def compose_sequence_node(self, anchor):
+    # ``anchor`` is the anchor's name (str | None); types-PyYAML declares it a dict, hence Any.
+    def compose_sequence_node(self, anchor: Any) -> yaml.SequenceNode:
         # PyYAML's own, pushing each item's index on the key path
         start = self.get_event()
         tag = start.tag
@@ -97,7 +100,7 @@ class _Loader(yaml.SafeLoader):
         node.end_mark = end.end_mark
         return node
 
-    def compose_mapping_node(self, anchor):
+    def compose_mapping_node(self, anchor: Any) -> yaml.MappingNode:
         # PyYAML's own, pushing each value's key on the key path
         start = self.get_event()
         tag = start.tag
@@ -119,7 +122,7 @@ class _Loader(yaml.SafeLoader):
         node.end_mark = end.end_mark
         return node
 
-    def construct_object(self, node, deep=False):
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
         try:
             return super().construct_object(node, deep)
         except (SpecError, yaml.YAMLError):

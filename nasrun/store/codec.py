@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import base64
 import json
-from typing import Any, List, Tuple
+from typing import Any, Dict, List, Tuple
 
 import numpy as np
 
@@ -102,7 +102,7 @@ def _dec(x: Any, arrays: List[np.ndarray]) -> Any:
     raise ValueError(f"unknown tagged value {kind!r}")
 
 
-def _ref(x: dict, arrays: List[np.ndarray]) -> int:
+def _ref(x: Dict[str, Any], arrays: List[np.ndarray]) -> int:
     i = x.get("ref")
     if not isinstance(i, int) or not 0 <= i < len(arrays):
         raise ValueError(f"array reference {i!r} out of range (have {len(arrays)} arrays)")

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any, Dict, Iterable, List, Optional, Sequence
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -127,8 +127,8 @@ def _widen(values: np.ndarray, names: List[str], union: Dict[str, int]) -> np.nd
 
 
 def _matrix(a: Any, k: int) -> np.ndarray:
-    a = np.asarray(a, dtype=np.float64)
-    return a if a.ndim == 2 else a.reshape(0, k)
+    m: np.ndarray = np.asarray(a, dtype=np.float64)
+    return m if m.ndim == 2 else m.reshape(0, k)
 
 
 def concat(blocks: Sequence[Dict[str, Any]]) -> Dict[str, Any]:
@@ -212,7 +212,7 @@ class Block:
         row = np.asarray(self.cols["metrics"])[i]
         return {k: float(v) for k, v in zip(self.metric_names, row) if not math.isnan(v)}
 
-    def curve(self, i: int) -> tuple:
+    def curve(self, i: int) -> Tuple[Dict[str, float], ...]:
         idx = self.cols["curve_index"]
         pts = np.asarray(self.cols["curve"])[int(idx[i]):int(idx[i + 1])]
         return tuple({k: float(v) for k, v in zip(self.curve_names, p) if not math.isnan(v)}

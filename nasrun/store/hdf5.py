@@ -56,7 +56,8 @@ import re
 import stat
 import time
 import warnings
-from typing import Any, Dict, List, Optional, Tuple
+from types import TracebackType
+from typing import Any, Dict, List, Optional, Set, Tuple, Type
 
 import h5py
 import numpy as np
@@ -108,7 +109,8 @@ class _InMemory:
         self.f = h5py.File(f"{self.path}.mem", "w", driver="core", backing_store=False)
         return self.f
 
-    def __exit__(self, kind, value, tb) -> bool:
+    def __exit__(self, kind: Optional[Type[BaseException]], value: Optional[BaseException],
+                 tb: Optional[TracebackType]) -> None:
         try:
             if kind is None:
                 self.f.flush()
@@ -123,7 +125,6 @@ class _InMemory:
                     view = view[os.write(fd, view):]
             finally:
                 os.close(fd)
-        return False
 
 
 def _fsync_path(path: str) -> None:
@@ -194,7 +195,7 @@ def _write_block(w: Writer, prefix: str, block: Dict[str, Any]) -> None:
 
 
 def _decode_state(values: Dict[str, Any], group: str) -> Any:
-    arrays = []
+    arrays: List[np.ndarray] = []
     while f"{group}/arrays/{len(arrays)}" in values:
         arrays.append(values[f"{group}/arrays/{len(arrays)}"])
     return codec.decode(values[f"{group}/state"], arrays)
@@ -236,7 +237,7 @@ class HDF5Store(Store):
         self.strategy_ref: Dict[str, Any] = {"file": "", "checksum": "", "seq": -1}
         self._journal: Optional[Journal] = None
         self._pending = 0
-        self._dirty_dirs: set = set()
+        self._dirty_dirs: Set[str] = set()
         self._kept: List[Dict[str, Any]] = []  # what the kept generations reference, newest first
         self._spec_text = ""
         self._version = ""
@@ -335,9 +336,9 @@ class HDF5Store(Store):
             live = columns.Block(_sub(values, "/live/")).records()
             runtime = _decode_state(values, "/runtime")
             journal_from = int(attrs["journal"])
-            strategy_ref = {"file": str(attrs["strategy_file"]),
-                            "checksum": str(attrs["strategy_checksum"]),
-                            "seq": int(attrs["strategy_seq"])}
+            strategy_ref: Dict[str, Any] = {"file": str(attrs["strategy_file"]),
+                                            "checksum": str(attrs["strategy_checksum"]),
+                                            "seq": int(attrs["strategy_seq"])}
             spec_text, version = str(attrs["spec"]), str(attrs["nasrun_version"])
             if not isinstance(segments, list) or not isinstance(runtime, dict):
                 raise ValueError("segments or runtime state malformed")
@@ -502,7 +503,8 @@ class HDF5Store(Store):
         self._prune()
         self.lock.refresh()
 
-    def _write_segment(self, block: Dict[str, Any], level: int, gen: int, prefix: str = "seg") -> Dict[str, Any]:
+    def _write_segment(self, block: Dict[str, Any], level: int, gen: int,
+                       prefix: str = "seg") -> Dict[str, Any]:
         tmp = exclusive_tmp(self.segments_dir, prefix)
         try:
             with _InMemory(tmp) as f:
@@ -527,7 +529,8 @@ class HDF5Store(Store):
         level = 0
         while True:
             tail = [i for i, s in enumerate(self.segments) if int(s["level"]) == level]
-            if len(tail) < self.fanin or tail[-self.fanin:] != list(range(len(self.segments) - self.fanin, len(self.segments))):
+            last = list(range(len(self.segments) - self.fanin, len(self.segments)))
+            if len(tail) < self.fanin or tail[-self.fanin:] != last:
                 return
             t0 = time.perf_counter()
             group = self.segments[-self.fanin:]
@@ -639,7 +642,7 @@ class HDF5Store(Store):
                     pass
 
     def _scan_kept(self) -> List[Dict[str, Any]]:
-        out = []
+        out: List[Dict[str, Any]] = []
         for p in self.generation_files():
             try:
                 attrs, values = _read_verified(p, MAIN_FORMAT)

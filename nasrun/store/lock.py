@@ -79,7 +79,7 @@ class WriterLock:
                         f"run (pid {owner.get('pid')} on {owner.get('host')}{job}, lock "
                         f"{self.path}); one run per experiment. If that run is gone, remove "
                         f"the lock file (it is taken over by itself after {self.stale_after:.0f} s "
-                        "without a refresh)")
+                        "without a refresh)") from None
                 try:
                     os.remove(self.path)  # stale: take it over
                 except FileNotFoundError:

@@ -14,7 +14,7 @@ import numpy as np
 
 from ..errors import CheckpointError
 from ..trial import Suggestion
-from .base import Loaded
+from .base import Loaded, TrialRecord
 
 
 def calls_after(loaded: Loaded) -> List[Tuple[int, str, Any]]:
@@ -23,7 +23,7 @@ def calls_after(loaded: Loaded) -> List[Tuple[int, str, Any]]:
     st = loaded.state
     out: List[Tuple[int, str, Any]] = []
 
-    def add(rec) -> None:
+    def add(rec: TrialRecord) -> None:
         if rec.ask_seq > seq0:
             out.append((rec.ask_seq, "ask", rec.suggestion))
         if rec.tell_seq > seq0 and rec.outcome is not None:

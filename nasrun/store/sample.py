@@ -100,7 +100,7 @@ def write_experiment(store: Any, records: Iterable[TrialRecord], spec_text: str 
             n += 1
             if commit_every and n % commit_every == 0:
                 store.commit(dict(runtime or {}))
-    for tid, ms in (states or {}).items():
+    for ms in (states or {}).values():
         store.log(StateSaved(store.states.write(ms)))
     store.commit(dict(runtime or {}))
     store.close()

@@ -12,15 +12,14 @@ the live trials.
 """
 from __future__ import annotations
 
-from typing import Any, Dict, Iterator, List, Optional
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 import numpy as np
 
 from ..trial import Outcome
 from .base import DONE, FAILED, QUEUED, RUNNING, StateRef, TrialRecord
 from .columns import Block
-from .events import (Asked, Event, Finished, Interrupted, JobStarted, StateDropped, StateSaved,
-                     Started)
+from .events import Asked, Event, Finished, Interrupted, JobStarted, Started, StateDropped, StateSaved
 
 
 class EventError(ValueError):
@@ -57,7 +56,7 @@ class TrialTable:
         for b in self.blocks:
             yield from b.records()
 
-    def locate(self, i: int):
+    def locate(self, i: int) -> Tuple[Block, int]:
         """(block, row) of global row ``i``."""
         for b in self.blocks:
             if i < len(b):
@@ -101,9 +100,9 @@ class ExperimentState:
             rec.attempts += 1
         elif isinstance(ev, Finished):
             o: Outcome = ev.outcome
-            rec = self.live.pop(o.trial_id, None)
-            if rec is None:
+            if o.trial_id not in self.live:
                 raise EventError(f"trial {o.trial_id} finishes but is not in flight")
+            rec = self.live.pop(o.trial_id)
             rec.status = DONE if o.ok else FAILED
             rec.outcome, rec.end, rec.job_id, rec.tell_seq = o, ev.end, ev.job_id, ev.seq
             if rec.start is None:

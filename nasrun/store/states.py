@@ -138,7 +138,7 @@ def read_state_file(directory: str, ref: StateRef) -> ModelState:
                 raise StateError(f"{where}: not the state the experiment recorded (checksum differs)")
             names = json.loads(f.attrs["tensor_names"])
             tensors = {n: values[f"/tensors/{_key(n)}"] for n in names}
-            arrays = []
+            arrays: List[np.ndarray] = []
             while f"/meta_arrays/{len(arrays)}" in values:
                 arrays.append(values[f"/meta_arrays/{len(arrays)}"])
             meta = codec.decode(values["/meta"], arrays)

@@ -18,7 +18,7 @@ verbatim into the exported ``model.py``, so the exported network is this very co
 """
 from __future__ import annotations
 
-from typing import Any, Dict, List, Mapping, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import torch
 from torch import nn
@@ -127,6 +127,7 @@ def build_chain(config: Mapping[str, Any], input_shape: Tuple[int, ...], num_cla
         skips.append(src)
         widths[f"layer{i}"] = w
         cin = w
+    head: nn.Module
     if kind == "cnn":
         head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(cin, num_classes))
     else:
@@ -241,7 +242,7 @@ def count_macs(model: nn.Module, input_shape: Tuple[int, ...]) -> int:
 
 def build_model(space_builtin: str, space_options: Mapping[str, Any], config: Mapping[str, Any],
                 input_shape: Tuple[int, ...], num_classes: int,
-                objective_options: Mapping[str, Any] = ()) -> nn.Module:
+                objective_options: Optional[Mapping[str, Any]] = None) -> nn.Module:
     """The child network for a spec's space (``chain`` or ``nb201``).
 
     Macro options read from ``objective.options``: ``stem_width`` (chain cnn, default 16),
