@@ -1,0 +1,91 @@
+"""strategy.dedupe: its default per objective, the spec's messages, and nb201's canonical form
+(the wrapper's contract is in the shared strategy suite, tests/test_strategies_common.py)."""
+import itertools
+
+import torch
+from click.testing import CliRunner
+
+from nasrun.api import optimize
+from nasrun.cli import main
+from nasrun.space import SearchSpace
+from nasrun.space.builtin import NB201_EDGES, NB201_OPS, canonical_key, nb201_canonical
+from nasrun.spec import parse_spec
+from nasrun.strategies.dedupe import Dedupe
+
+torch.set_num_threads(1)
+
+FUNC = ("objective: {type: function, function: 'tests.objectives_for_tests:score'%s}\n")
+
+
+def spec(strategy="", objective=FUNC % "", space="space: {builtin: nb201}\n"):
+    return parse_spec("experiment: {name: t}\n" + space + "strategy: {name: evolution%s}\n"
+                      % strategy + objective, "t.yaml")
+
+
+def cell(*ops):
+    return {f"edge_{to}_{frm}": op for (to, frm), op in zip(NB201_EDGES, ops)}
+
+
+def test_on_by_default_where_evaluations_are_deterministic():
+    table = spec(objective="objective: {type: table}\n")
+    assert table.dedupe() and isinstance(table.make_strategy(), Dedupe)
+    assert table.make_strategy().canonical is canonical_key("nb201")
+    assert not spec().dedupe() and not isinstance(spec().make_strategy(), Dedupe)
+    declared = spec(objective=FUNC % ", deterministic: true")
+    assert declared.dedupe() and isinstance(declared.make_strategy(), Dedupe)
+    assert not spec(", dedupe: false", "objective: {type: table}\n").dedupe()
+    forced = spec(", dedupe: true", space="space: {params: {x: [1, 2]}}\n")
+    assert forced.dedupe() and forced.make_strategy().canonical is canonical_key(None)
+
+
+def test_a_training_objective_cannot_be_declared_deterministic(tmp_path):
+    f = tmp_path / "s.yaml"
+    f.write_text("experiment: {name: t}\nspace: {builtin: chain}\n"
+                 "objective: {type: train, deterministic: true}\n")
+    r = CliRunner().invoke(main, ["validate", str(f)])
+    assert r.exit_code == 2 and "Traceback" not in r.output
+    assert str(f) in r.output and "objective.deterministic" in r.output
+    assert "strategy.dedupe: true" in r.output
+    f.write_text("experiment: {name: t}\nspace: {builtin: chain}\nstrategy: {dedupe: 3}\n")
+    r = CliRunner().invoke(main, ["validate", str(f)])
+    assert r.exit_code == 2 and "strategy.dedupe" in r.output
+
+
+def test_nb201_canonical_form_merges_exactly_the_equivalent_cells():
+    conv, skip, pool, none = "nor_conv_3x3", "skip_connect", "avg_pool_3x3", "none"
+    # node 1 cut off from the input: the ops on its outgoing edges are dead
+    assert nb201_canonical(cell(none, conv, conv, conv, conv, pool)) == \
+        nb201_canonical(cell(none, conv, pool, conv, skip, pool))
+    # node 2 cut off from the output (edge 3<-2 none): the ops into it are dead
+    assert nb201_canonical(cell(conv, conv, conv, conv, pool, none)) == \
+        nb201_canonical(cell(conv, skip, pool, conv, pool, none))
+    # nodes 1 and 2 swapped (no edge between them): the same sum
+    assert nb201_canonical(cell(conv, pool, none, skip, conv, "nor_conv_1x1")) == \
+        nb201_canonical(cell(pool, conv, none, skip, "nor_conv_1x1", conv))
+    # a skip passes its source on: conv on node 1 = skip then conv into the output
+    assert nb201_canonical(cell(skip, none, none, none, conv, none)) == \
+        nb201_canonical(cell(none, none, none, conv, none, none))
+    # no path from input to output: all such cells compute zero
+    assert nb201_canonical(cell(none, none, conv, none, pool, conv)) == "zero"
+    # live differences stay different: another op, one more term, or the same term twice
+    a = cell(conv, conv, conv, conv, conv, conv)
+    assert nb201_canonical(a) != nb201_canonical({**a, "edge_3_2": "nor_conv_1x1"})
+    assert nb201_canonical(cell(skip, none, none, skip, none, none)) != \
+        nb201_canonical(cell(skip, none, none, skip, skip, none))
+    # no none or skip edge: every edge is live and no two cells compute the same function
+    live = [nb201_canonical(cell(*ops)) for ops in itertools.product(NB201_OPS[2:], repeat=6)]
+    assert len(set(live)) == len(live) == 3 ** 6
+    # extra (hyperparameter) parameters stay part of the key
+    key = canonical_key("nb201")
+    assert key({**a, "lr": 0.1}) != key({**a, "lr": 0.2}) and key(a) == nb201_canonical(a)
+
+
+def test_optimize_on_a_deterministic_function_never_repeats_and_finishes():
+    """Through the real driver: 3 configurations, a budget of 10 trials: three evaluations,
+    then the search is finished; the strategy learned from its duplicates."""
+    space = SearchSpace.from_dict({"x": {"type": "categorical", "choices": [1, 2, 3]}})
+    trials = optimize(lambda c, b: float(c["x"]), space, strategy="evolution", n_trials=10,
+                      store="memory", objective={"deterministic": True}, population_size=2)
+    assert sorted(t.suggestion.config["x"] for t in trials) == [1, 2, 3]
+    assert [t.suggestion.trial_id for t in trials] == [0, 1, 2]
+
