@@ -1,6 +1,6 @@
 """The RL controller against random search and regularized evolution on NAS-Bench-201 (CIFAR-10).
 
-    python bench/rl_controller.py [--seeds 30] [--trials 500] [--json PATH]
+    python bench/rl_controller.py [--seeds 30] [--trials 500] [--proxy] [--json PATH]
 
 One simulated group (``nasrun simulate --workers 1``), the shared table. Per method, the mean and
 std over seeds of the incumbent's valid accuracy after 50, 150 and ``--trials`` evaluations; the
@@ -9,12 +9,16 @@ architectures (NAS-Bench-201 canonical forms) each window of 25 trials proposed,
 distinct per 100 trials; the strategy's ask+tell and all of rank 0's microseconds per trial.
 ``rl@8`` is the controller with 8 groups (its replicas sample while other results are
 outstanding); ``/no-dedupe`` runs with ``strategy.dedupe: false`` (the default is on for the
-table). Random search and evolution are the baselines measured in the same run.
+table). Random search and evolution are the baselines measured in the same run. ``--proxy``: the
+same on the chain space of configs/cifar10-chain.yaml with a synthetic objective per seed
+(:func:`chain_landscape`; the chain has no table), to check the controller's defaults off the
+table they are reported on.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import pathlib
 import statistics
@@ -23,11 +27,16 @@ import time
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
+import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from scipy.stats import mannwhitneyu  # noqa: E402
 
-from nasrun.simulate import render_table, simulate_spec  # noqa: E402
-from nasrun.space.builtin import nb201_canonical  # noqa: E402
+from nasrun.simulate import SimResult, render_table, simulate_spec  # noqa: E402
+from nasrun.space import SearchSpace, builtin_params  # noqa: E402
+from nasrun.space.builtin import config_key, nb201_key  # noqa: E402
+from nasrun.store.base import TrialRecord  # noqa: E402
+from nasrun.strategies import make_strategy  # noqa: E402
+from nasrun.trial import Outcome  # noqa: E402
 
 # label, workers, strategy.dedupe (None: the spec's default, on for the table)
 METHODS = [("random", 1, None), ("evolution", 1, None), ("rl", 1, None), ("rl@8", 8, None),
@@ -36,8 +45,64 @@ METHODS = [("random", 1, None), ("evolution", 1, None), ("rl", 1, None), ("rl@8"
 
 def distinct_per(records, window):
     """Distinct canonical architectures per ``window`` consecutive trials (by trial id)."""
-    keys = [nb201_canonical(r.suggestion.config) for r in sorted(records, key=lambda r: r.trial_id)]
+    keys = [nb201_key(r.suggestion.config) if "edge_1_0" in r.suggestion.config
+            else config_key(r.suggestion.config)
+            for r in sorted(records, key=lambda r: r.trial_id)]
     return [len(set(keys[i:i + window])) for i in range(0, len(keys) - window + 1, window)]
+
+
+CHAIN_OPS = ("conv3x3", "conv5x5", "conv1x1", "sepconv3x3", "maxpool3x3", "avgpool3x3")
+CHAIN_WIDTHS = (32, 64, 128)
+
+
+def chain_landscape(seed):
+    """A synthetic accuracy on configs/cifar10-chain.yaml's space (the chain has no table): per
+    layer an operation and a width quality, an interaction between consecutive layers'
+    operations, a skip quality and a depth term, all drawn from ``seed``; squashed into
+    60..90. Cheap and deterministic: a check of the controller's defaults off NAS-Bench-201."""
+    rng = np.random.default_rng([seed, 77])
+    op_q, width_q = rng.normal(0, 1, (6, 6)), rng.normal(0, 1, (6, 3))
+    pair_q, skip_q, depth_q = rng.normal(0, 0.7, (6, 6, 6)), rng.normal(0, 1, (6, 8)), rng.normal(0, 1.5, 6)
+
+    def accuracy(c):
+        n = c["num_layers"]
+        v, prev = depth_q[n - 1], None
+        for i in range(n):
+            o = CHAIN_OPS.index(c[f"layer{i}_op"])
+            v += op_q[i, o] + width_q[i, CHAIN_WIDTHS.index(c[f"layer{i}_width"])]
+            if prev is not None:
+                v += pair_q[i, prev, o]
+            if i > 0:
+                skips = ("none", "stem") + tuple(f"layer{j}" for j in range(i - 1))
+                v += 0.5 * skip_q[i, skips.index(c[f"layer{i}_skip"])]
+            prev = o
+        return float(90 - 30 / (1 + np.exp(v / 3)))
+    return accuracy
+
+
+def chain_runs(name, opts, seeds, trials):
+    """Sequential ask/tell runs (one group) on the chain proxy, as SimResult-like records."""
+    space = SearchSpace(builtin_params("chain", {"kind": "cnn", "max_layers": 6,
+                                                 "widths": list(CHAIN_WIDTHS)}))
+    out = []
+    for seed in seeds:
+        f = chain_landscape(seed)
+        s = make_strategy(name, space, seed=seed, **opts)
+        res = SimResult(name, seed, 1)
+        best, t0 = -math.inf, time.process_time()
+        for n in range(1, trials + 1):
+            q = s.ask()
+            v = f(q.config)
+            o = Outcome(q.trial_id, "done", {"valid_accuracy": v})
+            s.tell(o)
+            res.trials.append(TrialRecord(q, "done", o))
+            best = max(best, v)
+            res.trajectory.append((0.0, n, best, math.nan, 0.0))
+        cpu = time.process_time() - t0
+        res.stats = {"cpu_seconds": {"ask": cpu, "tell": 0.0}}
+        res.overhead_us = 1e6 * cpu / trials
+        out.append(res)
+    return out
 
 
 def main(argv=None):
@@ -46,6 +111,8 @@ def main(argv=None):
     ap.add_argument("--trials", type=int, default=500)
     ap.add_argument("--methods", default=",".join(m for m, _, _ in METHODS))
     ap.add_argument("--options", default="{}", help="JSON options for rl")
+    ap.add_argument("--proxy", action="store_true",
+                    help="the chain space with a synthetic objective (chain_landscape) instead")
     ap.add_argument("--json", type=pathlib.Path)
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
@@ -58,8 +125,13 @@ def main(argv=None):
         name = label.split("@")[0].split("/")[0]
         opts = json.loads(args.options) if name == "rl" else {}
         t0 = time.perf_counter()
-        runs[label] = simulate_spec(name, opts, workers=workers, max_trials=args.trials,
-                                    seeds=range(args.seeds), dedupe=dedupe)
+        if args.proxy:
+            if workers != 1 or dedupe is not None:
+                continue
+            runs[label] = chain_runs(name, opts, range(args.seeds), args.trials)
+        else:
+            runs[label] = simulate_spec(name, opts, workers=workers, max_trials=args.trials,
+                                        seeds=range(args.seeds), dedupe=dedupe)
         wall = time.perf_counter() - t0
         rs = runs[label]
         per25 = [distinct_per(r.trials, 25) for r in rs]
@@ -94,7 +166,9 @@ def main(argv=None):
                      [f"{r['distinct25_first']:.1f}, {r['distinct25_last']:.1f}, "
                       f"{r['distinct25_min_late']:.1f}", f"{r['distinct100']:.1f}",
                       f"{r['ask_tell_us']:.0f}", f"{r['rank0_us']:.0f}"])
-    print(render_table(f"NAS-Bench-201 CIFAR-10 (shared table), {args.trials} trials, "
+    where = "chain space, synthetic objective" if args.proxy else \
+        "NAS-Bench-201 CIFAR-10 (shared table)"
+    print(render_table(f"{where}, {args.trials} trials, "
                        f"{args.seeds} seeds; load average {os.getloadavg()[0]:.1f}", headers, cells))
     if args.json:
         args.json.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()},
