@@ -89,3 +89,17 @@ def test_optimize_on_a_deterministic_function_never_repeats_and_finishes():
     assert sorted(t.suggestion.config["x"] for t in trials) == [1, 2, 3]
     assert [t.suggestion.trial_id for t in trials] == [0, 1, 2]
 
+
+
+def test_validate_says_when_duplicates_are_skipped(tmp_path):
+    f = tmp_path / "s.yaml"
+    for objective, dedupe, expect in [("{type: table}", "", "the objective is deterministic)"),
+                                      ("{type: table}", ", dedupe: false", None),
+                                      ("{type: train}", "", None),
+                                      ("{type: train}", ", dedupe: true", "(strategy.dedupe)")]:
+        f.write_text("experiment: {name: t}\nspace: {builtin: nb201}\n"
+                     f"strategy: {{name: random{dedupe}}}\nobjective: {objective}\n")
+        r = CliRunner().invoke(main, ["validate", str(f)])
+        assert r.exit_code == 0, r.output
+        line = [x for x in r.output.splitlines() if x.strip().startswith("duplicates")]
+        assert (line[0].endswith(expect) if line else None) == (True if expect else None), r.output
