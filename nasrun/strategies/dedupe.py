@@ -60,6 +60,7 @@ class Dedupe(Strategy):
         self.running: Dict[int, Tuple[Optional[int], str]] = {}  # trial -> (inner id, key)
         self.waiters: Dict[str, List[Suggestion]] = {}  # key -> inner suggestions waiting
         self.alias: List[int] = []  # inner trial id -> the trial that evaluates its key
+        self.aliased: Dict[int, List[int]] = {}  # the reverse (derived, for promotable)
         self.answered = 0  # inner suggestions answered from the cache
         self.fallbacks = 0  # random configurations handed out after max_draws duplicates
 
@@ -98,6 +99,7 @@ class Dedupe(Strategy):
         if inner_id != len(self.alias):
             raise ValueError(f"the wrapped strategy asked trial {inner_id} out of order")
         self.alias.append(trial)
+        self.aliased.setdefault(trial, []).append(inner_id)
 
     def _hand_out(self, config: Mapping[str, Any], budget: Optional[float],
                   s: Optional[Suggestion], k: str) -> Suggestion:
@@ -130,7 +132,7 @@ class Dedupe(Strategy):
     def promotable(self, trial_id: int) -> bool:
         if not self.inner.multi_fidelity:
             return False
-        return any(self.inner.promotable(i) for i, t in enumerate(self.alias) if t == trial_id)
+        return any(self.inner.promotable(i) for i in self.aliased.get(trial_id, ()))
 
     # -- state -----------------------------------------------------------------------------
     def _state(self) -> Dict[str, Any]:
@@ -151,6 +153,9 @@ class Dedupe(Strategy):
         self.waiters = {str(k): [Suggestion.from_dict(d) for d in ws]
                         for k, ws in state["waiters"].items()}
         self.alias = [int(t) for t in np.asarray(state["alias"]).reshape(-1)]
+        self.aliased = {}
+        for i, t in enumerate(self.alias):
+            self.aliased.setdefault(t, []).append(i)
         self.answered = int(state["answered"])
         self.fallbacks = int(state["fallbacks"])
 
