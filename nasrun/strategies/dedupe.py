@@ -14,8 +14,9 @@ function for a space with the nb201 cell, :func:`~nasrun.space.builtin.nb201_key
 * a new key: handed out as the next trial.
 
 Only handed-out trials are trials (the driver's ``max_trials`` counts evaluations); their ids are
-the wrapper's own, consecutive in ask order; ``resume_from`` and ``info["parent"]`` are
-translated from the inner strategy's ids to the trial that evaluated that key. A failed
+the wrapper's own, consecutive in ask order; ``info["parent"]`` is translated from the inner
+strategy's ids to the trial that evaluated that key, and so is ``resume_from`` when that trial
+was the inner one's own (a promotion of a duplicate starts from scratch). A failed
 evaluation is not cached (the key may be proposed and evaluated again), and nor is a trial a
 stopper ended early (its metrics are not the budget's). Bounded: after ``max_draws`` duplicate
 proposals in one ask, up to ``max_draws`` random configurations are tried (told to no one: the
@@ -59,8 +60,10 @@ class Dedupe(Strategy):
         self.inflight: Dict[str, int] = {}  # key -> trial evaluating it
         self.running: Dict[int, Tuple[Optional[int], str]] = {}  # trial -> (inner id, key)
         self.waiters: Dict[str, List[Suggestion]] = {}  # key -> inner suggestions waiting
-        self.alias: List[int] = []  # inner trial id -> the trial that evaluates its key
-        self.aliased: Dict[int, List[int]] = {}  # the reverse (derived, for promotable)
+        # inner trial id -> the trial it became (>= 0), or -1 - the trial that evaluated (or
+        # evaluates) its key for a duplicate
+        self.alias: List[int] = []
+        self.own: Dict[int, int] = {}  # trial -> the inner trial it is (derived, promotable)
         self.answered = 0  # inner suggestions answered from the cache
         self.fallbacks = 0  # random configurations handed out after max_draws duplicates
 
@@ -77,11 +80,11 @@ class Dedupe(Strategy):
             k = self.key(s.config, s.budget)
             if k in self.results:
                 trial, metrics = self.results[k]
-                self._alias(s.trial_id, trial)
+                self._alias(s.trial_id, -1 - trial)
                 self.answered += 1
                 self.inner.tell(Outcome(s.trial_id, DONE, dict(metrics)))
             elif k in self.inflight:
-                self._alias(s.trial_id, self.inflight[k])
+                self._alias(s.trial_id, -1 - self.inflight[k])
                 self.waiters.setdefault(k, []).append(s)
             else:
                 return self._hand_out(s.config, s.budget, s, k)
@@ -99,7 +102,8 @@ class Dedupe(Strategy):
         if inner_id != len(self.alias):
             raise ValueError(f"the wrapped strategy asked trial {inner_id} out of order")
         self.alias.append(trial)
-        self.aliased.setdefault(trial, []).append(inner_id)
+        if trial >= 0:
+            self.own[trial] = inner_id
 
     def _hand_out(self, config: Mapping[str, Any], budget: Optional[float],
                   s: Optional[Suggestion], k: str) -> Suggestion:
@@ -108,8 +112,11 @@ class Dedupe(Strategy):
         else:
             info = dict(s.info)
             if isinstance(info.get("parent"), int):
-                info["parent"] = self.alias[info["parent"]]
-            resume = None if s.resume_from is None else self.alias[s.resume_from]
+                info["parent"] = _trial(self.alias[info["parent"]])
+            # a promotion continues the inner trial's own evaluation; one of a duplicate (an
+            # equivalent configuration's trial) starts from scratch: its weights may not fit
+            resume = None if s.resume_from is None or self.alias[s.resume_from] < 0 \
+                else self.alias[s.resume_from]
             out = self._new(config, budget, resume, **info)
             self._alias(s.trial_id, out.trial_id)
         self.running[out.trial_id] = (None if s is None else s.trial_id, k)
@@ -132,7 +139,8 @@ class Dedupe(Strategy):
     def promotable(self, trial_id: int) -> bool:
         if not self.inner.multi_fidelity:
             return False
-        return any(self.inner.promotable(i) for i in self.aliased.get(trial_id, ()))
+        own = self.own.get(trial_id)
+        return own is not None and self.inner.promotable(own)
 
     # -- state -----------------------------------------------------------------------------
     def _state(self) -> Dict[str, Any]:
@@ -153,11 +161,13 @@ class Dedupe(Strategy):
         self.waiters = {str(k): [Suggestion.from_dict(d) for d in ws]
                         for k, ws in state["waiters"].items()}
         self.alias = [int(t) for t in np.asarray(state["alias"]).reshape(-1)]
-        self.aliased = {}
-        for i, t in enumerate(self.alias):
-            self.aliased.setdefault(t, []).append(i)
+        self.own = {t: i for i, t in enumerate(self.alias) if t >= 0}
         self.answered = int(state["answered"])
         self.fallbacks = int(state["fallbacks"])
+
+
+def _trial(alias: int) -> int:
+    return alias if alias >= 0 else -1 - alias
 
 
 def _finite(v: Any) -> bool:
