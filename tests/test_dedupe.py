@@ -7,10 +7,12 @@ from click.testing import CliRunner
 
 from nasrun.api import optimize
 from nasrun.cli import main
-from nasrun.space import SearchSpace
+from nasrun.space import SearchSpace, builtin_params
 from nasrun.space.builtin import NB201_EDGES, NB201_OPS, canonical_key, nb201_canonical
 from nasrun.spec import parse_spec
+from nasrun.strategies import Strategy
 from nasrun.strategies.dedupe import Dedupe
+from nasrun.trial import Outcome
 
 torch.set_num_threads(1)
 
@@ -103,3 +105,57 @@ def test_validate_says_when_duplicates_are_skipped(tmp_path):
         assert r.exit_code == 0, r.output
         line = [x for x in r.output.splitlines() if x.strip().startswith("duplicates")]
         assert (line[0].endswith(expect) if line else None) == (True if expect else None), r.output
+
+
+class Scripted(Strategy):
+    """Asks a fixed list of (config, budget, resume_from, info) and records what it is told."""
+    multi_fidelity = True
+
+    def __init__(self, space, script):
+        super().__init__(space)
+        self.script, self.told = list(script), []
+
+    def ask(self):
+        config, budget, resume, info = self.script.pop(0)
+        return self._new(config, budget, resume, **info)
+
+    def tell(self, outcome):
+        self._take(outcome)
+        self.told.append((outcome.trial_id, outcome.status, dict(outcome.metrics)))
+
+    def promotable(self, trial_id):
+        return trial_id in (0, 1)
+
+
+def test_duplicates_are_answered_or_wait_and_ids_are_translated():
+    conv, none = "nor_conv_3x3", "none"
+    a = cell(conv, conv, conv, conv, conv, conv)
+    a_dead = cell(none, conv, conv, conv, conv, conv)  # node 1 cut off: edges 2<-1, 3<-1 dead
+    a_same = cell(none, conv, "avg_pool_3x3", conv, none, conv)  # a_dead's equivalent
+    space = SearchSpace(builtin_params("nb201", {}))
+    inner = Scripted(space, [
+        (a_dead, 1.0, None, {}),            # inner 0 -> trial 0
+        (a_same, 1.0, None, {}),            # inner 1: waits for trial 0
+        (a, 1.0, None, {"parent": 1}),      # inner 2 -> trial 1, parent: the trial of inner 1
+        (a_same, 3.0, 1, {}),               # inner 3 -> trial 2: promotes a duplicate, from scratch
+        (a_dead, 3.0, 0, {}),               # inner 4: waits for trial 2 (same key at budget 3)
+        (a, 1.0, None, {}),                 # inner 5: being evaluated (trial 1): waits
+        (a_same, 9.0, 0, {}),               # inner 6 -> trial 3: promotes its own trial 0
+    ])
+    d = Dedupe(inner, canonical_key("nb201"))
+    t0, t1 = d.ask(), d.ask()
+    assert (t0.trial_id, t0.config, t0.budget) == (0, a_dead, 1.0)
+    assert (t1.trial_id, t1.config, t1.info) == (1, a, {"parent": 0})
+    assert inner.pending.keys() == {0, 1, 2} and d.pending.keys() == {0, 1}
+    d.tell(Outcome(0, "done", {"valid_accuracy": 0.5, "bad": float("nan")}))
+    assert [(i, st, m["valid_accuracy"]) for i, st, m in inner.told] == [(0, "done", 0.5),
+                                                                         (1, "done", 0.5)]
+    t2 = d.ask()
+    assert (t2.trial_id, t2.budget, t2.resume_from) == (2, 3.0, None)
+    t3 = d.ask()  # inner 4 and 5 wait; inner 6 continues trial 0, its own
+    assert (t3.trial_id, t3.budget, t3.resume_from) == (3, 9.0, 0)
+    assert d.promotable(0) and not d.promotable(1) and not d.promotable(2)
+    d.tell(Outcome(1, "failed", error="oom"))  # inner 2 and the waiting inner 5 fail: no cache
+    assert inner.told[2:] == [(2, "failed", {}), (5, "failed", {})]
+    assert d.key(a, 1.0) not in d.results and d.key(a_dead, 1.0) in d.results
+    assert d.results[d.key(a_dead, 1.0)] == (0, {"valid_accuracy": 0.5})  # finite metrics only
