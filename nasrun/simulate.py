@@ -243,7 +243,7 @@ def simulate_run(spec, groups: int = 8, budget_seconds: Optional[float] = None,
 
 NB201_TEMPLATE = """experiment: {{name: sim, seed: {seed}}}
 space: {{builtin: nb201}}
-strategy: {{name: {strategy}, options: {options}}}
+strategy: {{name: {strategy}, options: {options}{dedupe}}}
 objective: {{type: table, metric: {metric}, mode: {mode}{path}}}
 budget: {{max_trials: 1}}
 checkpoint: {{keep_best: 0}}
@@ -251,12 +251,15 @@ checkpoint: {{keep_best: 0}}
 
 
 def nb201_spec(strategy: str, options: Optional[Mapping[str, Any]] = None, seed: int = 0,
-               objective_path=None, metric: str = "valid_accuracy", mode: str = "max"):
-    """The spec of a search on the NAS-Bench-201 table (``objective_path``: its directory or file)."""
+               objective_path=None, metric: str = "valid_accuracy", mode: str = "max",
+               dedupe: Optional[bool] = None):
+    """The spec of a search on the NAS-Bench-201 table (``objective_path``: its directory or file;
+    ``dedupe``: ``strategy.dedupe``, None for the default)."""
     from .spec import parse_spec
     path = f", path: {json.dumps(str(objective_path))}" if objective_path is not None else ""
     text = NB201_TEMPLATE.format(seed=seed, strategy=strategy, options=json.dumps(dict(options or {})),
-                                 metric=metric, mode=mode, path=path)
+                                 metric=metric, mode=mode, path=path,
+                                 dedupe="" if dedupe is None else f", dedupe: {str(dedupe).lower()}")
     return parse_spec(text, "<nb201 simulation>")
 
 
@@ -264,11 +267,12 @@ def simulate_spec(strategy: str, options: Optional[Mapping[str, Any]] = None,
                   objective_path=None, workers: int = 8, budget_seconds: Optional[float] = None,
                   max_trials: Optional[int] = None, seeds: Sequence[int] = (0,),
                   metric: str = "valid_accuracy", mode: str = "max", max_epochs=None,
-                  store: str = "memory", charge_cpu: bool = False) -> List[SimResult]:
+                  store: str = "memory", charge_cpu: bool = False,
+                  dedupe: Optional[bool] = None) -> List[SimResult]:
     """One simulated run per seed of ``strategy`` on the NAS-Bench-201 table (tests, benches)."""
     out = []
     for seed in seeds:
-        spec = nb201_spec(strategy, options, seed, objective_path, metric, mode)
+        spec = nb201_spec(strategy, options, seed, objective_path, metric, mode, dedupe)
         out.append(simulate_run(spec, workers, budget_seconds, max_trials, max_epochs, store,
                                 charge_cpu, name=strategy))
     return out

@@ -29,6 +29,9 @@ def spec_summary(spec: Spec, file: str) -> str:
         f"{'continuous' if math.isinf(size) else f'{size:,.0f} configurations'}",
         f"  strategy    {spec.strategy.name}"
         + (" " + ", ".join(f"{k}={v}" for k, v in opts.items()) if opts else ""),
+        *(["  duplicates  never evaluated twice at one budget (strategy.dedupe"
+           + (")" if spec.strategy.dedupe else ": the objective is deterministic)")]
+          if spec.dedupe() else []),
         f"  objective   {_objectives(o)}: {objective}",
         f"  budget      until {' or '.join(e for e in ends if e)}",
         f"  resources   {r.ranks_per_trial} rank(s) per trial, {r.gpus_per_group} GPU(s) per group, "

@@ -8,7 +8,9 @@ import math
 import numpy as np
 
 from nasrun.space import Categorical, Float, Integer, SearchSpace, builtin_params
+from nasrun.space.builtin import canonical_key
 from nasrun.strategies import FINISHED, STRATEGIES, WAIT, make_strategy
+from nasrun.strategies.dedupe import Dedupe
 from nasrun.trial import Outcome
 
 MF_OPTIONS = {"min_budget": 1.0, "max_budget": 9.0, "eta": 3.0}
@@ -31,11 +33,18 @@ def spaces():
 
 
 def build(name, space, seed=0, **extra):
-    opts = dict(MF_OPTIONS) if STRATEGIES[name].multi_fidelity else {}
-    if name == "rl":
+    """A registered strategy by name; ``NAME+dedupe`` wraps it in :class:`Dedupe` (the
+    space's canonical form: nb201's for the nb201 space)."""
+    base, _, wrap = name.partition("+")
+    opts = dict(MF_OPTIONS) if STRATEGIES[base].multi_fidelity else {}
+    if base == "rl":
         opts.update(replicas=3, samples_per_replica=2, hidden_size=8)
     opts.update(extra)
-    return make_strategy(name, space, seed=seed, metric="score", mode="max", **opts)
+    strategy = make_strategy(base, space, seed=seed, metric="score", mode="max", **opts)
+    if wrap == "dedupe":
+        is_nb201 = set(space.params) == set(SearchSpace(builtin_params("nb201", {})).params)
+        return Dedupe(strategy, canonical_key("nb201" if is_nb201 else None))
+    return strategy
 
 
 def score(space, config, budget):

@@ -70,3 +70,15 @@ def test_checkpoint(tmp_path):
 def test_checkpoint_share(tmp_path):
     data, _ = bench(tmp_path, "checkpoint_share.py", "--trials", "2", "--epochs", "1")
     assert data["trials"] == 2 and data["saves"] >= 2 and 0 < data["share"] < 1
+
+
+def test_rl_controller(tmp_path):
+    data, out = bench(tmp_path, "rl_controller.py", "--seeds", "2", "--trials", "160",
+                      "--methods", "random,rl,rl/no-dedupe")
+    rows = {r["method"]: r for r in data["rows"]}
+    assert set(rows) == {"random", "rl", "rl/no-dedupe"}
+    assert set(rows["rl"]["at"]) == {"50", "150", "160"} and len(rows["rl"]["at"]["160"]) == 2
+    assert set(rows["rl"]["p_vs_random"]) == {"50", "150", "160"}
+    # with dedupe (the table's default) no trial repeats a canonical architecture
+    assert rows["rl"]["distinct100"] == 100 and rows["rl/no-dedupe"]["distinct100"] <= 100
+    assert rows["rl"]["ask_tell_us"] > 0 and "p>random" in out

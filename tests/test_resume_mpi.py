@@ -29,7 +29,10 @@ pytestmark = [pytest.mark.mpi, pytest.mark.slow]  # no skip without mpirun: inst
 
 def spec_text(out_dir, strategy="random", trials=100, sleep=0.05, seed=3):
     strat = {"random": "{name: random}",
-             "evolution": "{name: evolution, options: {population_size: 6, sample_size: 3}}"}[strategy]
+             "evolution": "{name: evolution, options: {population_size: 6, sample_size: 3}}",
+             # strategy.dedupe: duplicates answered from its cache, the cache restored on resume
+             "evolution+dedupe": "{name: evolution, dedupe: true, "
+                                 "options: {population_size: 6, sample_size: 3}}"}[strategy]
     return f"""experiment: {{name: kill, seed: {seed}, output_dir: {out_dir}}}
 space: {{builtin: nb201}}
 strategy: {strat}
@@ -117,17 +120,20 @@ def test_random_search_killed_at_random_points_on_changing_ranks_equals_uninterr
     assert all(r.status == DONE for r in final.trials) and len(final.trials) == trials
 
 
-def test_evolution_with_one_group_killed_and_resumed_equals_uninterrupted(tmp_path):
+@pytest.mark.parametrize("strategy", ["evolution", "evolution+dedupe"])
+def test_evolution_with_one_group_killed_and_resumed_equals_uninterrupted(tmp_path, strategy):
     """Evolution's asks depend on results: with one group the whole sequence must be identical."""
     trials = 40
-    final, out = kill_and_resume(tmp_path, "evolution", trials, [2], kills=3)
-    ref = reference(tmp_path, "evolution", trials, 2)
+    final, out = kill_and_resume(tmp_path, strategy, trials, [2], kills=3)
+    ref = reference(tmp_path, strategy, trials, 2)
     got = results(final)
     assert sorted(got) == list(range(trials)), out
     assert got == results(ref)
     # the strategy ends in the same state (population, RNG, counter)
     assert json.dumps(final.loaded.strategy_state, sort_keys=True, default=str) == \
         json.dumps(ref.loaded.strategy_state, sort_keys=True, default=str)
+    if strategy == "evolution+dedupe":  # duplicates were proposed and answered from the cache
+        assert ref.loaded.strategy_state["strategy"]["answered"] > 0
 
 
 # -- damaged checkpoints and changed specs, through the CLI ------------------------------------

@@ -3,12 +3,14 @@ import pytest
 import torch
 from strategy_harness import Driver, build, json_roundtrip, spaces
 
+from nasrun.space import Categorical, SearchSpace
 from nasrun.strategies import STRATEGIES, WAIT
 from nasrun.trial import Outcome, Suggestion
 
 torch.set_num_threads(1)
 
-NAMES = sorted(STRATEGIES)
+BASE = sorted(STRATEGIES)
+NAMES = BASE + [f"{n}+dedupe" for n in BASE]  # every strategy alone and wrapped by Dedupe
 SPACES = spaces()
 
 
@@ -70,7 +72,7 @@ def test_only_failures_never_crash(name):
         status = "done" if s.trial_id % 2 else "failed"
         strategy.tell(Outcome(s.trial_id, status, metrics))
         n += 1
-    assert n == 40 or name == "hyperband" or name == "bohb"
+    assert n == 40 or name.split("+")[0] in ("hyperband", "bohb")
 
 
 @pytest.mark.parametrize("space_name", ["nb201", "hpo"])
@@ -98,7 +100,7 @@ def test_same_seed_same_asks_different_seed_different(name):
     assert runs[0] != runs[2]
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", BASE)
 def test_options_have_typed_defaults_and_unknown_options_rejected(name):
     cls = STRATEGIES[name]
     for key, default in cls.options.items():
@@ -148,3 +150,70 @@ def test_resume_through_the_hdf5_store_continues_exactly(name, tmp_path):
     a = [s.to_dict() for s in original.run_asks(25)]
     b = [s.to_dict() for s in copy.run_asks(25)]
     assert len(a) == 25 and a == b
+
+
+def _evaluations(strategy):
+    """Wrap ``strategy`` to record, at each ask, whether its key was already evaluated
+    successfully or is being evaluated (a duplicate), and the successful evaluations."""
+    key = strategy.key
+    state = {"ok": set(), "running": {}, "duplicates": 0, "asked": 0}
+    real_ask, real_tell = strategy.ask, strategy.tell
+
+    def ask():
+        s = real_ask()
+        if hasattr(s, "trial_id"):
+            k = key(s.config, s.budget)
+            state["duplicates"] += k in state["ok"] or k in state["running"].values()
+            state["running"][s.trial_id] = k
+            state["asked"] += 1
+        return s
+
+    def tell(outcome):
+        k = state["running"].pop(outcome.trial_id)
+        real_tell(outcome)
+        if outcome.ok:
+            state["ok"].add(k)
+
+    strategy.ask, strategy.tell = ask, tell
+    return state
+
+
+@pytest.mark.parametrize("name", BASE)
+def test_dedupe_never_evaluates_a_configuration_twice_at_one_budget(name):
+    """On the nb201 cell (equivalent cells share a canonical form), asynchronous out-of-order
+    tells and failures: no ask repeats a key evaluated or being evaluated; the inner strategy
+    is told the cached result of its duplicates (it keeps learning), and its outstanding
+    suggestions are exactly the running evaluations' and the duplicates waiting for them."""
+    strategy = build(f"{name}+dedupe", SPACES["nb201"], seed=2)
+    state = _evaluations(strategy)
+    driver = Driver(strategy, seed=3, outstanding=5)
+    asked = driver.run_asks(150)
+    assert len(asked) == 150 and [s.trial_id for s in asked] == list(range(150))
+    assert state["duplicates"] == 0
+    assert strategy.answered > 0  # duplicates proposed, answered from the cache
+    waiting = sum(len(ws) for ws in strategy.waiters.values())
+    owned = sum(1 for inner_id, _ in strategy.running.values() if inner_id is not None)
+    assert len(strategy.inner.pending) == owned + waiting
+    assert strategy.inner.next_id == len(strategy.alias) >= 150 - strategy.fallbacks
+
+
+@pytest.mark.parametrize("name", BASE)
+def test_dedupe_finishes_on_a_space_smaller_than_the_budget(name):
+    """Four configurations: the run ends with FINISHED after each was evaluated once (failed
+    ones may be evaluated again), never spinning; a multi-fidelity strategy evaluates each at
+    its lowest budget at least, and no key twice (budgets 1, 3, 9: twelve keys)."""
+    from nasrun.strategies import FINISHED
+    space = SearchSpace([Categorical("a", {}, ("x", "y")), Categorical("b", {}, (1, 2))])
+    strategy = build(f"{name}+dedupe", space, seed=0)
+    state = _evaluations(strategy)
+    driver = Driver(strategy, seed=0, outstanding=3)
+    for _ in range(500):
+        if driver.step() is FINISHED:
+            break
+    else:
+        raise AssertionError("no FINISHED within 500 steps")
+    assert state["duplicates"] == 0
+    assert {k.partition("|")[2] for k in state["ok"]} == {strategy.canonical(c) for c in (
+        {"a": "x", "b": 1}, {"a": "x", "b": 2}, {"a": "y", "b": 1}, {"a": "y", "b": 2})}
+    assert len(state["ok"]) <= (12 if strategy.multi_fidelity else 4)
+    assert state["asked"] - len(state["ok"]) <= state["asked"] // 5 + 1  # only failures repeat

@@ -140,6 +140,8 @@ BAD = [
      "strategy.options.population_size", "[1, 1e+06]"),
     ("rl-bins-1", strat("rl", bins=1), "strategy.options.bins", "[2, 1024]"),
     ("rl-lr-0", strat("rl", lr=0.0), "strategy.options.lr", "(0, 10]"),
+    ("rl-temperature-0", strat("rl", temperature=0.0), "strategy.options.temperature",
+     "(0, 1000]"),
     ("rl-baseline-decay-2", strat("rl", baseline_decay=2.0), "strategy.options.baseline_decay",
      "[0, 1]"),
     ("rl-hidden-size-huge", strat("rl", hidden_size=10 ** 6), "strategy.options.hidden_size",

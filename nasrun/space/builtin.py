@@ -12,7 +12,8 @@
 """
 from __future__ import annotations
 
-from typing import Any, Dict, List, Mapping, Optional, Tuple
+import json
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 from .params import Categorical, Integer, Param
 
@@ -139,6 +140,45 @@ def nb201_config(arch_str: str) -> Dict[str, str]:
                 raise ValueError(f"not a NAS-Bench-201 arch_str: {arch_str!r}")
             config[f"edge_{to}_{frm}"] = op
     return config
+
+
+def nb201_canonical(config: Mapping[str, Any]) -> str:
+    """The function an nb201 cell computes, as a string: equal for equivalent cells.
+
+    Each node is the sum of its incoming edges' operations applied to their source nodes; a
+    ``none`` edge, and any operation on a node that is always zero, contributes nothing (so an
+    edge's operation is dead when its source is cut off from the input or its target from the
+    output); ``skip_connect`` passes its source's terms on; a sum is a sorted multiset of terms,
+    so cells that differ by the order of a sum (e.g. swapped intermediate nodes) are equal. As
+    NAS-Bench-201's own ``to_unique_str(consider_zero=True)``, with zero terms dropped."""
+    nodes: List[List[str]] = [["x"]]
+    for to in (1, 2, 3):
+        terms: List[str] = []
+        for frm in range(to):
+            op, source = config[f"edge_{to}_{frm}"], nodes[frm]
+            if op == "none" or not source:
+                continue
+            terms.extend(source if op == "skip_connect" else [f"{op}({'+'.join(source)})"])
+        nodes.append(sorted(terms))
+    return "+".join(nodes[3]) or "zero"
+
+
+def config_key(config: Mapping[str, Any]) -> str:
+    """The generic canonical form of a configuration (for duplicate detection): itself."""
+    return json.dumps(dict(config), sort_keys=True, default=str)
+
+
+def nb201_key(config: Mapping[str, Any]) -> str:
+    """The canonical form of a configuration of a space with the nb201 cell: the cell's
+    :func:`nb201_canonical` and the other parameters (e.g. hyperparameters) as they are."""
+    edges = {f"edge_{to}_{frm}" for to, frm in NB201_EDGES}
+    rest = {k: v for k, v in config.items() if k not in edges}
+    return nb201_canonical(config) + (" " + config_key(rest) if rest else "")
+
+
+def canonical_key(builtin: Optional[str]) -> Callable[[Mapping[str, Any]], str]:
+    """The canonical-form hook of a space built on ``builtin`` (None: no builtin part)."""
+    return nb201_key if builtin == "nb201" else config_key
 
 
 def builtin_params(name: str, options: Mapping[str, Any]) -> List[Param]:

@@ -43,6 +43,8 @@ STRATEGY_BOUNDS = {
     "baseline_decay": (0.0, 1.0, True, True),
     "entropy_weight": (0.0, 100.0, True, True),
     "max_staleness": (0, 1_000_000, True, True),
+    "temperature": (0.0, 1000.0, False, True),
+    "tanh_constant": (0.0, 100.0, True, True),  # 0: no logit clipping
 }
 
 # hyperparameters the train objective reads from a configuration: (kind, low, high) or choices

@@ -335,6 +335,7 @@ class ObjectiveSpec:
     python_path: List[str] = field([])
     options: Dict[str, Any] = field({})
     duration: Optional[DurationSpec] = None  # simulated training time (nasrun simulate)
+    deterministic: bool = False  # same configuration and budget, same result (strategy.dedupe)
 
     def __post_init__(self):
         if self.objectives:  # metric/mode always name the first (main) objective
@@ -361,6 +362,10 @@ class ObjectiveSpec:
         if self.min_epochs > self.epochs:
             raise ctx.error(f"min_epochs ({self.min_epochs}) must not exceed epochs ({self.epochs})",
                             join(path, "min_epochs"), data, "min_epochs")
+        if self.deterministic and self.type == "train":
+            raise ctx.error("training is not deterministic; to never train a configuration twice "
+                            "anyway, set 'strategy.dedupe: true'", join(path, "deterministic"),
+                            data, "deterministic")
         if self.type == "function" and not self.function:
             raise ctx.error("an objective of type function needs 'function: module:function'",
                             join(path, "function"), data)
@@ -416,6 +421,9 @@ SECTIONS = ("experiment", "space", "strategy", "objective", "budget", "resources
 class StrategySpec:
     name: str = "random"
     options: Dict[str, Any] = field({})
+    # never evaluate a configuration twice at the same budget (nasrun.strategies.dedupe);
+    # default: on where evaluations are deterministic (a table; objective.deterministic)
+    dedupe: Optional[bool] = None
 
     def _check(self, path, ctx, data):
         from ..strategies.registry import DECLARED
@@ -514,9 +522,21 @@ class Spec:
         objs, cons = self.objective_terms()
         if len(objs) > 1 or cons:
             extra = {"objectives": objs, "constraints": cons, "scalarize": self.objective.scalarize}
-        return make_strategy(self.strategy.name, self.make_space(), seed=self.experiment.seed,
-                             metric=self.objective.metric, mode=self.objective.mode,
-                             **extra, **self.strategy_options())
+        strategy = make_strategy(self.strategy.name, self.make_space(), seed=self.experiment.seed,
+                                 metric=self.objective.metric, mode=self.objective.mode,
+                                 **extra, **self.strategy_options())
+        if not self.dedupe():
+            return strategy
+        from ..space.builtin import canonical_key
+        from ..strategies.dedupe import Dedupe
+        return Dedupe(strategy, canonical_key(self.space.builtin))
+
+    def dedupe(self) -> bool:
+        """Whether the strategy is wrapped to skip duplicates: ``strategy.dedupe``, by default
+        where evaluations are deterministic."""
+        if self.strategy.dedupe is not None:
+            return self.strategy.dedupe
+        return self.objective.type == "table" or self.objective.deterministic
 
 
 def build_spec(data: Any, file: Optional[str] = None) -> Spec:
