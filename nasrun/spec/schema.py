@@ -483,7 +483,7 @@ class Spec:
             raise ctx.error(f"strategy {self.strategy.name!r} optimises one objective; with several "
                             f"objectives use {multi}, or set 'objective.scalarize: true' (weighted sum)",
                             "objective.objectives", data.get("objective"), "objectives")
-        if not cls.requires:  # a strategy that needs torch is built when a run starts (preflight)
+        if not cls.requires:  # a strategy that needs more than numpy is built when a run starts
             try:
                 self.make_strategy()
             except (ValueError, TypeError) as e:

@@ -44,7 +44,7 @@ DECLARED: Dict[str, Declaration] = {
     "rl": Declaration("rl_controller", "RLController",
                       {"replicas": 4, "samples_per_replica": 4, "bins": 8, "hidden_size": 32, "lr": 0.01,
                        "baseline_decay": 0.95, "entropy_weight": 0.001, "max_staleness": 8,
-                       "normalize_advantage": True}, requires=("torch",)),
+                       "normalize_advantage": True, "temperature": 2.5, "tanh_constant": 2.0}),
     "hyperband": Declaration("hyperband", "Hyperband", HYPERBAND_OPTIONS, multi_fidelity=True),
     "asha": Declaration("asha", "ASHA", {"min_budget": 1.0, "max_budget": 81.0, "eta": 3.0},
                         multi_fidelity=True),
