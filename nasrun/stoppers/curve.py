@@ -4,8 +4,8 @@ After each epoch ``t >= grace_epochs`` the curve so far is fitted, by least squa
 with each parametric family of :data:`FAMILIES` that has fewer parameters than there are points
 (saturating curves of the epoch ``x``: pow3, exp3, log-power, Janoschek, MMF and ilog2). Each
 fit predicts the value at the final epoch ``T`` as a normal distribution: its prediction, with
-the fit's residual standard deviation (at least ``noise``) widened by ``sqrt(1 + (T - t) / t)``
-for the extrapolation. The ensemble is the equal mixture of the families that fitted; the trial
+the fit's residual standard deviation (at least ``noise``) times ``sqrt(1 + k / n)`` (``k``
+parameters fitted to ``n`` points: the usual widening of a prediction interval). The ensemble is the equal mixture of the families that fitted; the trial
 stops when its probability of beating the best final value of the finished trials falls below
 ``threshold``. Nothing is stopped before ``min_trials`` trials have finished.
 
@@ -68,7 +68,7 @@ def _residuals(p: Any, fn: Callable[..., Any], x: Any, y: Any) -> Any:
 
 
 class CurveStopper(Stopper):
-    options: Dict[str, Any] = {"threshold": 0.05, "grace_epochs": 3, "min_trials": 3,
+    options: Dict[str, Any] = {"threshold": 0.1, "grace_epochs": 3, "min_trials": 3,
                                "noise": 0.01}
 
     @classmethod
@@ -117,7 +117,6 @@ class CurveStopper(Stopper):
         scale = span if span > 0 else 1.0
         ys = (y - lo) / scale  # fit in [0, 1]: one set of starting points fits every metric
         t, horizon = float(len(values)), float(self.epochs)
-        widen = math.sqrt(1.0 + (horizon - t) / t)
         out: List[Tuple[float, float]] = []
         for fn, p0 in FAMILIES.values():
             k = len(p0)
@@ -137,7 +136,7 @@ class CurveStopper(Stopper):
                 continue
             sd = math.sqrt(float(resid @ resid) / (len(y) - k))
             out.append((lo + scale * pred,
-                        max(scale * sd, float(self.opts["noise"])) * widen))
+                        max(scale * sd, float(self.opts["noise"])) * math.sqrt(1.0 + k / len(y))))
         return out
 
     def finished(self, trial_id: int, curve: Optional[Curve], stopped: bool = False) -> None:
