@@ -55,7 +55,7 @@ class MedianStopper(Stopper):
             if v is not None:
                 total, n = total + v, n + 1
             out.append(total / n if n else None)
-        if out:
+        if n:  # a curve without a finite value is no information
             self.references[int(trial_id)] = out
 
     def state_dict(self) -> Dict[str, Any]:
