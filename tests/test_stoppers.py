@@ -141,3 +141,56 @@ def test_status_and_report_show_stopped_trials(tmp_path):
     trials = json.loads((out / "trials.json").read_text())["trials"]
     assert sum(t["stopped_at"] is not None for t in trials) == n
     assert "stopped_at" in (out / "trials.csv").read_text().splitlines()[0]
+
+
+# -- recorded digits curves (bench/stoppers_digits.py curves) ---------------------------------
+def replay(name, trials, epochs):
+    """The trials, in order, through the stopper with its defaults, as the one-group run would
+    have told them: (epochs trained, final best, whether the best full-run trial was stopped)."""
+    s = make_stopper(name, epochs)
+    used, best = 0, None
+    top = max(range(len(trials)), key=lambda i: trials[i][-1])
+    top_stopped = False
+    for tid, curve in enumerate(trials):
+        n = next((t for t in range(1, epochs + 1) if s.should_stop(tid, curve[:t])), epochs)
+        s.finished(tid, curve[:n], stopped=n < epochs)
+        used += n
+        best = curve[n - 1] if best is None else max(best, curve[n - 1])
+        top_stopped |= tid == top and n < epochs
+    return used, best, top_stopped
+
+
+@pytest.mark.parametrize("name, fewer", [("median", 2.0), ("curve", 1.3)])
+def test_replayed_digits_curves_save_epochs_and_keep_the_best(name, fewer):
+    with open(DATA) as f:
+        doc = json.load(f)
+    assert len(doc["runs"]) == 3
+    total = used = 0
+    for run in doc["runs"]:
+        trials = run["trials"]
+        assert len(trials) == 40 and all(len(c) == doc["epochs"] for c in trials)
+        n, best, top_stopped = replay(name, trials, doc["epochs"])
+        full_best = max(c[-1] for c in trials)
+        assert best >= full_best - 0.005 or not top_stopped, (run["seed"], best, full_best)
+        total, used = total + len(trials) * doc["epochs"], used + n
+    assert total / used >= fewer, (total, used)
+
+
+def test_a_trial_continued_from_a_checkpoint_reports_its_whole_curve():
+    """Rank 0 keeps nothing per trial in flight: a trial resumed from its epoch-3 state sends the
+    state's epochs with each new one, and a stop read between steps is answered too."""
+    from nasrun.runtime.worker import Hooks, TrialRunner
+    from nasrun.store.base import ModelState
+    sent, stops = [], set()
+    hooks = Hooks()
+    hooks.progress = lambda tid, epoch, curve: sent.append((tid, epoch, curve)) or False
+    hooks.stop_requested = lambda tid: tid in stops
+    state = ModelState(7, 3, {}, {"curve": [{"epoch": e, "valid_accuracy": 0.1 * e} for e in (1, 2, 3)]})
+    report = TrialRunner._reporter(7, hooks, state)
+    assert report(4, {"epoch": 4, "valid_accuracy": 0.4}) is False
+    tid, epoch, curve = sent[-1]
+    assert (tid, epoch) == (7, 4) and [p["valid_accuracy"] for p in curve] == [0.1, 0.2, 0.1 * 3, 0.4]
+    stops.add(7)
+    assert report(5, {"epoch": 5, "valid_accuracy": 0.5}) is True
+    assert [p["epoch"] for p in sent[-1][2]] == [1, 2, 3, 4, 5]
+    assert [p["epoch"] for p in sent[0][2]] == [1, 2, 3, 4]  # a value, not a view that grows

@@ -151,7 +151,6 @@ class TrialRunner:
         self.wall_time_limit = wall_time_limit
         self.inject = parse_injections(os.environ.get("NASRUN_INJECT_FAILURE"))
         self.stall = 0.0  # seconds training waited for background state writes
-        self._prior: Dict[int, Dict[str, float]] = {}  # epoch -> metrics of the state continued
 
     def _load(self, task: m.RunTrial) -> tuple:
         """(state or None, note) from the task's candidates, best first."""
@@ -212,9 +211,6 @@ class TrialRunner:
             control.flush_requested = flush_requested  # type: ignore[assignment]
             control.poll = poll  # type: ignore[assignment]
             control.save_state = save_state
-            if task.report_epochs:
-                control.report_epoch = self._reporter(s.trial_id, hooks)
-                control.stop_requested = lambda: bool(hooks.stop_requested(s.trial_id))
         control.inject = self.inject.get(s.trial_id, {})
         control.every_epochs = self.spec.checkpoint.every_epochs
         control.every_seconds = self.spec.checkpoint.every_seconds
@@ -222,9 +218,9 @@ class TrialRunner:
         if limit is not None:
             control.deadline = time.monotonic() + limit
         state, note = self._load(task)
-        if leader and task.report_epochs and state is not None:
-            self._prior = {int(p["epoch"]): dict(p) for p in state.meta.get("curve") or ()
-                           if isinstance(p, dict) and "epoch" in p}
+        if leader and task.report_epochs:
+            control.report_epoch = self._reporter(s.trial_id, hooks, state)
+            control.stop_requested = lambda: bool(hooks.stop_requested(s.trial_id))
         ctx = TrialContext(s, self.backend, self.device, self.comm, state, control,
                            bool(task.keep_state), self.spec.experiment.seed,
                            self.spec.objective.options)
@@ -277,11 +273,14 @@ class TrialRunner:
             note = "; ".join([note] + errors if note else errors)
         return m.Result(-1, outcome, final if outcome.ok else None, note)
 
-    def _reporter(self, trial_id: int, hooks: Hooks) -> Callable[[int, Dict[str, float]], bool]:
+    @staticmethod
+    def _reporter(trial_id: int, hooks: Hooks,
+                  state: Optional[ModelState]) -> Callable[[int, Dict[str, float]], bool]:
         """The trainer's per-epoch report: the curve so far (with the epochs of the state this
         trial continues from) to rank 0; True when the trial should stop now."""
-        self._prior = {}
-        points = self._prior
+        prior = state.meta.get("curve") if state is not None else None
+        points = {int(p["epoch"]): dict(p) for p in prior or ()
+                  if isinstance(p, dict) and isinstance(p.get("epoch"), (int, float))}
 
         def report(epoch: int, metrics: Dict[str, float]) -> bool:
             points[int(epoch)] = dict(metrics)
