@@ -480,7 +480,7 @@ class StrategySpec:
         if self.stopper is not None:
             self._check_stopper(join(path, "stopper"), ctx, data)
 
-    def _check_stopper(self, path, ctx, data):
+    def _check_stopper(self, path: str, ctx: Ctx, data: Mapping[str, Any]) -> None:
         from ..stoppers import STOPPERS
         from ..strategies import STRATEGIES
         names = ", ".join(STOPPERS)
