@@ -43,7 +43,7 @@ import numpy as np
 from .. import __version__
 from ..errors import CheckpointError, NasrunError, Resumable, RunFailed, UserInputError
 from ..store import events as ev
-from ..store.base import Loaded, Store, TrialRecord
+from ..store.base import DONE, RUNNING, Loaded, Store, TrialRecord
 from ..store.replay import calls_after, restore_strategy
 from ..trial import FAILED, FINISHED, WAIT, Outcome, Suggestion
 from ..view import ExperimentView
@@ -344,7 +344,8 @@ class Driver:
                 self._finish(rec.group if rec.group is not None else -1, o, None, "")
 
     def _progress(self):
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                                   TimeElapsedColumn)
         b = self.spec.budget
         prog = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                         TimeElapsedColumn(), disable=not self.progress_enabled, transient=True)
