@@ -28,7 +28,8 @@ def spec_summary(spec: Spec, file: str) -> str:
         f"{' (builtin ' + spec.space.builtin + ')' if spec.space.builtin else ''}, "
         f"{'continuous' if math.isinf(size) else f'{size:,.0f} configurations'}",
         f"  strategy    {spec.strategy.name}"
-        + (" " + ", ".join(f"{k}={v}" for k, v in opts.items()) if opts else ""),
+        + (" " + ", ".join(f"{k}={v}" for k, v in opts.items()) if opts else "")
+        + _stopper(spec),
         *(["  duplicates  never evaluated twice at one budget (strategy.dedupe"
            + (")" if spec.strategy.dedupe else ": the objective is deterministic)")]
           if spec.dedupe() else []),
@@ -53,3 +54,13 @@ def _objectives(o) -> str:
                   f"<= {float(c.max):g}" if c.max is not None else ""]
         text += f", {c.metric} {' and '.join(b for b in bounds if b)}"
     return text
+
+
+def _stopper(spec) -> str:
+    """", stopper NAME (option=value...)" with every option's value (defaults too), or ""."""
+    choice = spec.strategy.stopper_choice
+    if choice is None:
+        return ""
+    from .stoppers import STOPPERS
+    opts = {**STOPPERS[choice.name].options, **choice.options}
+    return f"; stopper {choice.name} ({', '.join(f'{k}={v}' for k, v in opts.items())})"

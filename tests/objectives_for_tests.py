@@ -167,3 +167,19 @@ def hang(config, context):
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})
     time.sleep(3600)
     return {"valid_accuracy": 0.0}
+
+
+def curves(config, context):
+    """A learning curve per configuration, reported epoch by epoch: ``options.epochs`` epochs
+    (default 8) rising to a level set by the configuration; stops when a stopper says so.
+    ``options.fail_trials`` fail at epoch 2; train_seconds is 3 s per epoch run."""
+    opts = context.options
+    level = 0.5 + 0.4 * ((config.get("num_layers", 1) * 7 + context.trial_id * 3) % 10) / 10
+    acc = 0.0
+    for epoch in range(1, int(opts.get("epochs", 8)) + 1):
+        if context.trial_id in opts.get("fail_trials", []) and epoch == 2:
+            raise ValueError(f"planned failure of trial {context.trial_id}")
+        acc = level * (1.0 - 0.6 * epoch ** -1.0)
+        if context.report(epoch, {"valid_accuracy": acc}):
+            return {"valid_accuracy": acc, "train_seconds": 3.0 * epoch}
+    return {"valid_accuracy": acc, "train_seconds": 3.0 * epoch}

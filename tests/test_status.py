@@ -37,7 +37,8 @@ def test_json_report(run_dir):
     assert r.exit_code == 0, r.output
     rep = json.loads(r.output)
     assert rep["experiment"] == "sample" and rep["generation"] == 2 and rep["max_trials"] == 12
-    assert rep["trials"] == {"total": 8, "done": 2, "running": 2, "queued": 2, "failed": 2}
+    assert rep["trials"] == {"total": 8, "done": 2, "running": 2, "queued": 2, "failed": 2,
+                             "stopped": 0}
     # trial 0 (0.502) was trained on the full budget, trial 4 (0.542) on budget 3 only: a result
     # at the highest budget outranks any lower rung (nasrun.view)
     assert [(b["trial_id"], b["budget"]) for b in rep["best"]] == [(0, None), (4, 3)]
@@ -171,7 +172,7 @@ def test_status_of_a_big_experiment_reads_the_right_numbers(tmp_path):
     rep = experiment_status(str(tmp_path), top=5)
     n_failed = len(range(0, 20_000, 7))
     assert rep["trials"] == {"total": 20_005, "done": 20_000 - n_failed, "running": 3, "queued": 2,
-                             "failed": n_failed}
+                             "failed": n_failed, "stopped": 0}
     # best, computed here from the records: full budget first, feasible only, then accuracy
     ok = [r for r in records if r.status == "done" and r.outcome.metrics["params"] <= 5e5]
     expect = sorted(ok, key=lambda r: (r.suggestion.budget is None,

@@ -30,7 +30,13 @@ def experiment_status(path: str, top: int = 5) -> Dict[str, Any]:
     budget = {"max_trials": 20, **exp.budget}  # the spec's default when it does not say
     counts = st.statuses
     best = [{"trial_id": t.trial_id, metric: exp.value(t), "config": dict(t.suggestion.config),
-             "budget": t.suggestion.budget} for t in exp.best(top)]
+             "budget": t.suggestion.budget,
+             "stopped_at": t.outcome.stopped_at if t.outcome is not None else None}
+            for t in exp.best(top)]
+    stopped = sum(t.outcome is not None and t.outcome.stopped_at is not None for t in st.fresh)
+    if st.table is not None:
+        stopped += sum(int(np.count_nonzero(np.asarray(b.cols["stopped_at"]) >= 0))
+                       for b in st.table.blocks)
     failed: List[Any] = [t for t in st.fresh if t.status == FAILED]
     if st.table is not None:
         for block in st.table.blocks:
@@ -57,7 +63,8 @@ def experiment_status(path: str, top: int = 5) -> Dict[str, Any]:
             "generation": exp.generation, "saved_at": exp.saved_at, "metric": metric, "mode": mode,
             "max_trials": budget.get("max_trials"),
             "trials": {"total": finished + len(st.live), DONE: counts[DONE],
-                       RUNNING: counts[RUNNING], QUEUED: counts[QUEUED], FAILED: counts[FAILED]},
+                       RUNNING: counts[RUNNING], QUEUED: counts[QUEUED], FAILED: counts[FAILED],
+                       "stopped": stopped},
             "best": best, "failures": failures, "jobs": list(st.jobs),
             "elapsed_seconds": float(elapsed) if elapsed is not None else None,
             "progress": progress, "ended": progress["fraction"] == 1.0 and not counts[RUNNING],
@@ -101,8 +108,9 @@ def render_status(r: Dict[str, Any], top: int = 5):
     of = f" of {r['max_trials']}" if r["max_trials"] else ""
     parts.append(Text.from_markup(f"[bold]{r['experiment'] or '(unnamed)'}[/]  ") + Text(
         f"{r['file']} (generation {r['generation']}, saved {_duration(time.time() - r['saved_at'])} ago)"))
-    parts.append(Text(f"trials: {finished}{of} finished ({t['done']} done, {t['failed']} failed), "
-                      f"{t['running']} running, {t['queued']} queued"))
+    early = f" ({t['stopped']} stopped early)" if t.get("stopped") else ""
+    parts.append(Text(f"trials: {finished}{of} finished ({t['done']} done{early}, {t['failed']} "
+                      f"failed), {t['running']} running, {t['queued']} queued"))
     p = r.get("progress") or {}
     grid = Table.grid(padding=(0, 1))
     if p.get("fraction") is not None:
@@ -120,11 +128,12 @@ def render_status(r: Dict[str, Any], top: int = 5):
         b0 = r["best"][0]
         parts.append(Text(f"best so far: trial {b0['trial_id']}, {r['metric']} {b0[r['metric']]:.6g}"))
         tb = Table(title=f"best trials ({r['metric']}, {r['mode']})", title_justify="left")
-        for c in ("trial", r["metric"], "budget", "config"):
+        for c in ("trial", r["metric"], "budget", "stopped at", "config"):
             tb.add_column(c)
         for b in r["best"]:
+            at = b.get("stopped_at")
             tb.add_row(str(b["trial_id"]), f"{b[r['metric']]:.6g}", str(b["budget"] or "-"),
-                       json.dumps(b["config"], default=_plain))
+                       "-" if at is None else f"epoch {at}", json.dumps(b["config"], default=_plain))
         parts.append(tb)
     u = r.get("utilization") or {}
     if u.get("groups"):

@@ -10,7 +10,7 @@ from ..store.base import TrialRecord
 from .experiment import Experiment
 
 SIZE_KEYS = ("params", "macs", "flops")
-BASE_COLUMNS = ["id", "status", "metric", "budget", "group", "start", "end", "duration",
+BASE_COLUMNS = ["id", "status", "metric", "budget", "stopped_at", "group", "start", "end", "duration",
                 "resume_from", "job_id", "config", "info"]
 
 
@@ -22,6 +22,11 @@ def duration(t: TrialRecord) -> Optional[float]:
     return t.end - t.start if t.start is not None and t.end is not None else None
 
 
+def stopped_at(t: TrialRecord) -> Optional[int]:
+    """The epoch after which a stopper ended the trial (a finished trial), None otherwise."""
+    return t.outcome.stopped_at if t.outcome is not None else None
+
+
 def _number(v: Any) -> Optional[float]:
     return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) else None
 
@@ -30,7 +35,8 @@ def trial_row(exp: Experiment, t: TrialRecord) -> Dict[str, Any]:
     """One trial as plain data (config/info/metrics as dicts, curve as a list)."""
     o = t.outcome
     return {"id": t.trial_id, "status": t.status, "metric": exp.value(t),
-            "budget": t.suggestion.budget, "group": t.group, "start": t.start, "end": t.end,
+            "budget": t.suggestion.budget, "stopped_at": stopped_at(t), "group": t.group,
+            "start": t.start, "end": t.end,
             "duration": duration(t), "resume_from": t.suggestion.resume_from, "job_id": t.job_id,
             "config": dict(t.suggestion.config), "info": dict(t.suggestion.info),
             "metrics": dict(o.metrics) if o else {}, "curve": [dict(c) for c in o.curve] if o else [],
@@ -89,7 +95,8 @@ def leaderboard(exp: Experiment, top: int) -> List[Dict[str, Any]]:
     rows = []
     for rank, t in enumerate(exp.ranked()[:top], 1):
         rows.append({"rank": rank, "id": t.trial_id, exp.metric: exp.value(t),
-                     "budget": t.suggestion.budget, "params": size_of(t, "params"),
+                     "budget": t.suggestion.budget, "stopped_at": stopped_at(t),
+                     "params": size_of(t, "params"),
                      "macs": size_of(t, "macs"), "flops": size_of(t, "flops"),
                      "duration": duration(t), "group": t.group, "config": dict(t.suggestion.config)})
     return rows

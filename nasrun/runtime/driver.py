@@ -44,7 +44,7 @@ from .. import __version__
 from ..errors import CheckpointError, NasrunError, Resumable, RunFailed, UserInputError
 from ..store import events as ev
 from ..store.base import DONE, RUNNING, Loaded, Store, TrialRecord
-from ..store.replay import restore_strategy
+from ..store.replay import calls_after, restore_strategy
 from ..trial import FAILED, FINISHED, WAIT, Outcome, Suggestion
 from ..view import ExperimentView
 from . import messages as m
@@ -101,13 +101,18 @@ class Driver:
         self._prog: Any = None
         self.retired: Set[int] = set()
         self.busy: Dict[int, int] = {}
-        self._observe_later: List[TrialRecord] = []
         self.replayed = 0
 
     # -- restore ----------------------------------------------------------------------------
     def _restore(self, loaded: Loaded) -> None:
         st = loaded.state
+        stopper_state = None
+        if loaded.strategy_state is not None and "stopper" in loaded.strategy_state:
+            loaded.strategy_state = dict(loaded.strategy_state)
+            stopper_state = loaded.strategy_state.pop("stopper")
         self.replayed = restore_strategy(self.strategy, loaded)
+        if self.stopper is not None:
+            self._restore_stopper(loaded, stopper_state)
         rt = loaded.runtime or {}
         try:  # a forged or foreign runtime state is a damaged checkpoint, not a traceback
             self.elapsed_before = max(float(rt.get("elapsed_seconds", 0.0)), st.elapsed)
@@ -129,23 +134,34 @@ class Driver:
         finished_with_state = {tid for tid in st.refs if tid not in st.live}
         if self.strategy.multi_fidelity:
             self.budget_of = self._reached_of_table(st)
-        if finished_with_state or self.stopper is not None:
-            for rec in self._finished(st, None if self.stopper is not None else finished_with_state):
-                if rec.trial_id in finished_with_state:
-                    k = self.view.key(rec)
-                    if k is not None:
-                        self.keep.append((k, rec.trial_id))
-                if self.stopper is not None:
-                    self._observe_later.append(rec)
+        if finished_with_state:
+            for rec in self._finished(st, finished_with_state):
+                k = self.view.key(rec)
+                if k is not None:
+                    self.keep.append((k, rec.trial_id))
             self.keep.sort(reverse=True)
-            for rec in sorted(self._observe_later, key=lambda r: r.tell_seq):
-                self._observe(rec)
-            self._observe_later = []
         self.work = self._work_of_table(st)
         for rec in sorted(st.live.values(), key=lambda r: r.trial_id):
             self.queue.append(rec.trial_id)
             if rec.suggestion.resume_from is not None:
                 self.parents[rec.trial_id] = rec.suggestion.resume_from
+
+    def _restore_stopper(self, loaded: Loaded, state: Optional[Dict[str, Any]]) -> None:
+        """The stopper as of the strategy snapshot (its state is saved with it), then told the
+        trials that finished after it, in the order they finished: exactly the uninterrupted
+        stopper (a snapshot without a stopper's state, or none: every finished trial)."""
+        seq0 = loaded.strategy_seq
+        if state is not None:
+            try:
+                self.stopper.load_state_dict(state)
+            except Exception as e:  # a forged or foreign state: say so instead of a traceback
+                raise CheckpointError(f"the checkpoint's stopper state cannot be restored "
+                                      f"({type(e).__name__}: {e})") from None
+        else:
+            seq0 = -1
+        for _seq, kind, outcome in calls_after(loaded, seq0):
+            if kind == "tell":
+                self._observe(outcome)
 
     @staticmethod
     def _finished(st, ids: Optional[Set[int]]) -> List[TrialRecord]:
@@ -225,7 +241,10 @@ class Driver:
         strat = None
         if snapshot or self._strategy_cpu >= max(SNAPSHOT_CPU, 10 * self._snapshot_cost):
             s0 = time.perf_counter()
-            strat = (st.next_seq - 1, self.strategy.state_dict())
+            snap = self.strategy.state_dict()
+            if self.stopper is not None:  # restored with the strategy (Driver._restore_stopper)
+                snap = {**snap, "stopper": self.stopper.state_dict()}
+            strat = (st.next_seq - 1, snap)
             self._strategy_cpu = 0.0
         self.store.commit(self.runtime_state(), strat)
         if strat is not None:
@@ -406,9 +425,10 @@ class Driver:
                 elif isinstance(msg, m.Checkpointed):
                     self._checkpointed(msg.ref)
                 elif isinstance(msg, m.Progress):
-                    stop = self._on_progress(msg)
-                    if self.t.decisions_by_message:
-                        self.t.send(g, m.Decision(msg.trial_id, stop))
+                    # the group goes on training; it reads a stop between its steps
+                    if busy.get(g) == msg.trial_id and self._on_progress(msg) \
+                            and self.t.decisions_by_message:
+                        self.t.send(g, m.Decision(msg.trial_id, True))
                 elif isinstance(msg, m.Result):
                     if busy.get(g) != msg.outcome.trial_id:
                         continue  # a retired group answering late
@@ -576,7 +596,7 @@ class Driver:
         if key is not None and (self.best is None or key > self.best[0]):
             self.best = (key, rec)
         if self.stopper is not None:
-            self._observe(rec)
+            self._observe(outcome)
         if state is not None and key is not None:
             self.keep.append((key, tid))
             self.keep.sort(reverse=True)
@@ -639,27 +659,20 @@ class Driver:
             out.append(sign * float(v) if v is not None and math.isfinite(float(v)) else None)
         return out
 
-    def _observe(self, rec: TrialRecord) -> None:
-        if rec.outcome is not None and rec.outcome.ok:
-            self.stopper.observe_finished(rec.trial_id, self._scores_of_curve(rec.outcome.curve))
+    def _observe(self, outcome: Outcome) -> None:
+        """Tell the stopper a finished trial (a failure is no information)."""
+        self.stopper.finished(outcome.trial_id,
+                              self._scores_of_curve(outcome.curve) if outcome.ok else None,
+                              stopped=outcome.stopped_at is not None)
 
     def _on_progress(self, msg: m.Progress) -> bool:
+        """Whether the trial of a Progress report should stop (asks the stopper)."""
         if self.stopper is None:
             return False
-        self._curves.setdefault(msg.trial_id, []).append(dict(msg.metrics))
         t0 = time.perf_counter()
-        stop = bool(self.stopper.should_stop(msg.trial_id,
-                                             self._scores_of_curve(self._curves[msg.trial_id])))
+        stop = bool(self.stopper.should_stop(msg.trial_id, self._scores_of_curve(msg.curve)))
         self.cpu["stopper"] += time.perf_counter() - t0
-        if stop:
-            self._curves.pop(msg.trial_id, None)
         return stop
-
-    @property
-    def _curves(self) -> Dict[int, List[Dict[str, float]]]:
-        if not hasattr(self, "_curves_store"):
-            self._curves_store: Dict[int, List[Dict[str, float]]] = {}
-        return self._curves_store
 
     # -- ending ---------------------------------------------------------------------------
     def _stop_everything(self) -> None:
@@ -689,8 +702,6 @@ class Driver:
                     if busy.get(g) == msg.outcome.trial_id:
                         busy.pop(g)
                         self._finish(g, msg.outcome, msg.state, msg.note)
-                elif isinstance(msg, m.Progress) and self.t.decisions_by_message:
-                    self.t.send(g, m.Decision(msg.trial_id, False))
         self.busy = {g: t for g, t in self.busy.items() if g in busy}
         return set(busy)
 
@@ -714,12 +725,11 @@ class Driver:
 
 
 def _make_stopper(spec):
-    st = getattr(spec.strategy, "stopper", None)
-    if st is None:
+    choice = spec.strategy.stopper_choice
+    if choice is None:
         return None
-    from ..stoppers import make_stopper  # type: ignore[import-not-found]
-    return make_stopper(st.name, metric=spec.objective.metric, mode=spec.objective.mode,
-                        epochs=int(full_epochs(spec)), **dict(st.options))
+    from ..stoppers import make_stopper
+    return make_stopper(choice.name, int(full_epochs(spec)), **dict(choice.options))
 
 
 def peak_rss_mb() -> float:

@@ -73,11 +73,11 @@ class LocalTransport(Transport):
         hooks.flush_requested = self.should_flush
         hooks.checkpointed = lambda ref: saved.append((time.perf_counter() - t0, ref))
 
-        def progress(trial_id: int, epoch: int, metrics: Dict[str, float]) -> bool:
+        def progress(trial_id: int, epoch: int, curve: Tuple[Dict[str, float], ...]) -> bool:
             if self.on_progress is None:
                 return False
             with _resumed(self.clock):
-                return bool(self.on_progress(m.Progress(group, trial_id, epoch, metrics)))
+                return bool(self.on_progress(m.Progress(group, trial_id, epoch, curve)))
 
         hooks.progress = progress
         with self.clock.paused():

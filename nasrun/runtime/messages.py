@@ -1,20 +1,21 @@
 """What rank 0 and the worker groups say to each other: small frozen dataclasses.
 
 Rank 0 to a group: :class:`RunTrial`, :class:`Flush` (send your in-flight state and give the
-trial back: a signal came), :class:`Decision` (the answer to a :class:`Progress` report: go on or
-stop early), :class:`Heartbeat` (rank 0 is alive; sent to idle groups) and :class:`Stop`.
+trial back: a signal came), :class:`Decision` (stop the trial early: sent only when a stopper
+says so after a :class:`Progress` report; the group does not wait for it), :class:`Heartbeat`
+(rank 0 is alive; sent to idle groups) and :class:`Stop`.
 
 A group to rank 0: :class:`Ready` (set up, waiting for work), :class:`PrepareFailed` (a worker
 rank could not set up: objective import, data, device; rank 0 ends the job, exit 2),
-:class:`Progress` (an epoch's metrics, when a stopper watches the run), :class:`Checkpointed` (a
-model state was written), :class:`Interrupted` (the trial was given back after a Flush) and
-:class:`Result`.
+:class:`Progress` (the learning curve after each epoch, when a stopper watches the run),
+:class:`Checkpointed` (a model state was written), :class:`Interrupted` (the trial was given
+back after a Flush) and :class:`Result`.
 
 Model states never travel in messages, only :class:`~nasrun.store.base.StateRef`\\ s.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Dict, Optional, Tuple
 
 from ..store.base import StateRef
@@ -26,7 +27,7 @@ class RunTrial:
     suggestion: Suggestion
     states: Tuple[StateRef, ...] = ()  # what to continue from, best first (the group tries in order)
     keep_state: bool = False  # write the final state (it may be promoted or exported)
-    report_epochs: bool = False  # send Progress after each epoch and wait for the Decision
+    report_epochs: bool = False  # send Progress after each epoch (a stopper watches the run)
 
 
 @dataclass(frozen=True)
@@ -67,10 +68,13 @@ class PrepareFailed:
 
 @dataclass(frozen=True)
 class Progress:
+    """A trial's metrics after ``epoch``: ``curve`` holds every epoch's so far, oldest first
+    (those of the checkpoint it continued from too), so rank 0 keeps nothing per trial."""
+
     group: int
     trial_id: int
     epoch: int
-    metrics: Dict[str, float] = field(default_factory=dict)
+    curve: Tuple[Dict[str, float], ...] = ()
 
 
 @dataclass(frozen=True)

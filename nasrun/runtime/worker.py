@@ -6,6 +6,11 @@ other ranks of the group, runs its share, and sends rank 0 :class:`~.messages.Ch
 (when a stopper watches the run), :class:`~.messages.Interrupted` (after a Flush) and
 :class:`~.messages.Result` (a failure carries the error and the failing rank's traceback).
 
+With a stopper, the leader sends a Progress after each epoch and trains on: it never waits for
+an answer. Rank 0 answers only a stop (:class:`~.messages.Decision`), which the leader reads
+between steps, without blocking; the group's next step collective carries it to every rank, so
+all ranks stop at the same step and the trial ends at its last finished epoch.
+
 A trial's saved state is read by every rank of the group from the experiment's weights
 directory; the candidates come newest first and a damaged one is skipped (said in the
 result's ``note``), down to a fresh start when none can be read.
@@ -30,7 +35,7 @@ import sys
 import threading
 import time
 import traceback
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 
 from ..objectives import Objective, TrialContext
 from ..store.base import ModelState, StateRef
@@ -129,8 +134,11 @@ class Hooks:
 
     flush_requested: Callable[[], bool] = staticmethod(lambda: False)  # type: ignore[assignment]
     checkpointed: Callable[[StateRef], None] = staticmethod(lambda ref: None)  # type: ignore[assignment]
-    progress: Callable[[int, int, Dict[str, float]], bool] = staticmethod(  # type: ignore[assignment]
-        lambda tid, epoch, metrics: False)
+    # (trial id, epoch, curve so far) -> True to stop now (in-process groups decide at once)
+    progress: Callable[[int, int, Tuple[Dict[str, float], ...]], bool] = staticmethod(  # type: ignore[assignment]
+        lambda tid, epoch, curve: False)
+    # (trial id) -> whether a stop for this trial has come (polled, never waits)
+    stop_requested: Callable[[int], bool] = staticmethod(lambda tid: False)  # type: ignore[assignment]
 
 
 class TrialRunner:
@@ -203,8 +211,6 @@ class TrialRunner:
             control.flush_requested = flush_requested  # type: ignore[assignment]
             control.poll = poll  # type: ignore[assignment]
             control.save_state = save_state
-            if task.report_epochs:
-                control.report_epoch = lambda epoch, metrics: hooks.progress(s.trial_id, epoch, metrics)
         control.inject = self.inject.get(s.trial_id, {})
         control.every_epochs = self.spec.checkpoint.every_epochs
         control.every_seconds = self.spec.checkpoint.every_seconds
@@ -212,6 +218,9 @@ class TrialRunner:
         if limit is not None:
             control.deadline = time.monotonic() + limit
         state, note = self._load(task)
+        if leader and task.report_epochs:
+            control.report_epoch = self._reporter(s.trial_id, hooks, state)
+            control.stop_requested = lambda: bool(hooks.stop_requested(s.trial_id))
         ctx = TrialContext(s, self.backend, self.device, self.comm, state, control,
                            bool(task.keep_state), self.spec.experiment.seed,
                            self.spec.objective.options)
@@ -263,6 +272,22 @@ class TrialRunner:
         if errors and outcome.ok:
             note = "; ".join([note] + errors if note else errors)
         return m.Result(-1, outcome, final if outcome.ok else None, note)
+
+    @staticmethod
+    def _reporter(trial_id: int, hooks: Hooks,
+                  state: Optional[ModelState]) -> Callable[[int, Dict[str, float]], bool]:
+        """The trainer's per-epoch report: the curve so far (with the epochs of the state this
+        trial continues from) to rank 0; True when the trial should stop now."""
+        prior = state.meta.get("curve") if state is not None else None
+        points = {int(p["epoch"]): dict(p) for p in prior or ()
+                  if isinstance(p, dict) and isinstance(p.get("epoch"), (int, float))}
+
+        def report(epoch: int, metrics: Dict[str, float]) -> bool:
+            points[int(epoch)] = dict(metrics)
+            curve = tuple(points[e] for e in sorted(points) if e <= epoch)
+            stop = bool(hooks.progress(trial_id, int(epoch), curve))
+            return stop or bool(hooks.stop_requested(trial_id))
+        return report
 
     def _alarm(self, limit: Optional[float]):
         """Raise TimeLimit in this (main) thread after ``limit`` seconds."""
@@ -353,8 +378,9 @@ def worker_loop(world: Any, role, runner: TrialRunner, orphan_timeout: float = 6
             return 0
         if isinstance(task, m.Heartbeat):
             continue
-        while leader and world.Iprobe(source=0, tag=TAG_CTRL):  # stale requests of a finished trial
-            world.recv(source=0, tag=TAG_CTRL)
+        for tag in (TAG_CTRL, TAG_DECISION):  # stale requests and stops of a finished trial
+            while leader and world.Iprobe(source=0, tag=tag):
+                world.recv(source=0, tag=tag)
         hooks = Hooks()
         if leader:
             def flush_requested() -> bool:
@@ -366,15 +392,23 @@ def worker_loop(world: Any, role, runner: TrialRunner, orphan_timeout: float = 6
             def checkpointed(ref: StateRef) -> None:
                 send_to_rank0(world, m.Checkpointed(role.group, ref), orphan_timeout)
 
-            def progress(tid: int, epoch: int, metrics: Dict[str, float]) -> bool:
-                send_to_rank0(world, m.Progress(role.group, tid, epoch, metrics), orphan_timeout)
-                end = time.monotonic() + orphan_timeout
-                d = poll_recv(world, 0, TAG_DECISION, lambda: time.monotonic() > end)
-                return bool(d is not None and d.stop)
+            def progress(tid: int, epoch: int, curve: Tuple[Dict[str, float], ...]) -> bool:
+                send_to_rank0(world, m.Progress(role.group, tid, epoch, curve), orphan_timeout)
+                return False  # rank 0 answers a stop only, read by stop_requested
+
+            stop_for: Set[int] = set()
+
+            def stop_requested(tid: int, stop_for: Set[int] = stop_for) -> bool:
+                while world.Iprobe(source=0, tag=TAG_DECISION):
+                    d = world.recv(source=0, tag=TAG_DECISION)
+                    if d.stop:
+                        stop_for.add(d.trial_id)
+                return tid in stop_for
 
             hooks.flush_requested = flush_requested  # type: ignore[assignment]
             hooks.checkpointed = checkpointed  # type: ignore[assignment]
             hooks.progress = progress  # type: ignore[assignment]
+            hooks.stop_requested = stop_requested  # type: ignore[assignment]
         msg = runner.run(task, hooks)
         watch.contact()
         if leader and msg is not None:

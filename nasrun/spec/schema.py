@@ -417,6 +417,33 @@ class CheckpointSpec:
 SECTIONS = ("experiment", "space", "strategy", "objective", "budget", "resources", "checkpoint", "slurm")
 
 
+def option_type_problem(default: Any, value: Any) -> Optional[str]:
+    """What is wrong with the type of an option ``value`` whose default is ``default``, or None."""
+    if isinstance(default, bool):
+        ok = isinstance(value, bool)
+    elif isinstance(default, int):
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif isinstance(default, float):
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and value == value
+    elif default is None:
+        ok = True
+    else:
+        ok = isinstance(value, type(default))
+    if ok:
+        return None
+    want = {bool: "true or false", int: "an integer", float: "a number", str: "a string",
+            list: "a list", dict: "a mapping"}.get(type(default), type(default).__name__)
+    return f"expected {want}, got {describe(value)}"
+
+
+@dataclass(frozen=True)
+class StopperChoice:
+    """``strategy.stopper`` once validated: the stopper's name and its options."""
+
+    name: str
+    options: Mapping[str, Any]
+
+
 @dataclass(frozen=True)
 class StrategySpec:
     name: str = "random"
@@ -424,6 +451,18 @@ class StrategySpec:
     # never evaluate a configuration twice at the same budget (nasrun.strategies.dedupe);
     # default: on where evaluations are deterministic (a table; objective.deterministic)
     dedupe: Optional[bool] = None
+    # a stopper in front of the strategy: a name (median, curve) or {name: NAME, OPTION: VALUE...}
+    stopper: Any = None
+
+    @property
+    def stopper_choice(self) -> Optional[StopperChoice]:
+        """The validated ``stopper`` as a name and options, None without one."""
+        if self.stopper is None:
+            return None
+        if isinstance(self.stopper, str):
+            return StopperChoice(self.stopper, {})
+        d = dict(self.stopper)
+        return StopperChoice(str(d.pop("name")), d)
 
     def _check(self, path, ctx, data):
         from ..strategies.registry import DECLARED
@@ -440,24 +479,51 @@ class StrategySpec:
                 raise ctx.error(f"unknown option of strategy {shorten(self.name)}{suggest(k, accepted)}; "
                                 "expected "
                                 f"one of: {', '.join(accepted) or '(none)'}", p, opts, k)
-            d = accepted[k]
-            if isinstance(d, bool):
-                ok = isinstance(v, bool)
-            elif isinstance(d, int):
-                ok = isinstance(v, int) and not isinstance(v, bool)
-            elif isinstance(d, float):
-                ok = isinstance(v, (int, float)) and not isinstance(v, bool) and v == v
-            elif d is None:
-                ok = True
-            else:
-                ok = isinstance(v, type(d))
-            if not ok:
-                want = {bool: "true or false", int: "an integer", float: "a number", str: "a string",
-                        list: "a list", dict: "a mapping"}.get(type(d), type(d).__name__)
-                raise ctx.error(f"expected {want}, got {describe(v)}", p, opts, k)
+            problem = option_type_problem(accepted[k], v)
+            if problem:
+                raise ctx.error(problem, p, opts, k)
             problem = strategy_option_problem(k, v)  # before the strategy is built (memory)
             if problem:
                 raise ctx.error(f"{problem} for strategy {shorten(self.name)}", p, opts, k)
+        if self.stopper is not None:
+            self._check_stopper(join(path, "stopper"), ctx, data)
+
+    def _check_stopper(self, path: str, ctx: Ctx, data: Mapping[str, Any]) -> None:
+        from ..stoppers import STOPPERS
+        from ..strategies import STRATEGIES
+        names = ", ".join(STOPPERS)
+        raw = self.stopper
+        if isinstance(raw, Mapping):
+            if "name" not in raw:
+                raise ctx.error(f"the stopper needs a name (one of: {names}), e.g. "
+                                "{name: curve, threshold: 0.05}", path, data, "stopper")
+            name, where, parent = raw["name"], join(path, "name"), raw
+        elif isinstance(raw, str):
+            name, where, parent = raw, path, data
+        else:
+            raise ctx.error(f"expected a stopper name ({names}) or a mapping {{name: NAME, "
+                            f"OPTION: VALUE...}}, got {describe(raw)}", path, data, "stopper")
+        if not isinstance(name, str) or name not in STOPPERS:
+            hint = suggest(name, STOPPERS) if isinstance(name, str) else ""
+            raise ctx.error(f"unknown stopper {shorten(name)}{hint}; expected one of: {names}", where,
+                            parent, "name" if parent is raw else "stopper")
+        if STRATEGIES[self.name].multi_fidelity:
+            raise ctx.error(f"strategy {shorten(self.name)} is multi-fidelity: it stops trials at its "
+                            "own rungs, a stopper cannot be combined with it; use a stopper with a "
+                            "single-fidelity strategy (" + ", ".join(
+                                n for n, c in STRATEGIES.items() if not c.multi_fidelity) + ")",
+                            path, data, "stopper")
+        cls = STOPPERS[name]
+        for k, v in (raw.items() if isinstance(raw, Mapping) else ()):
+            if k == "name":
+                continue
+            p = join(path, k)
+            if k not in cls.options:
+                raise ctx.error(f"unknown option of stopper {shorten(name)}{suggest(str(k), cls.options)}; "
+                                f"expected one of: {', '.join(cls.options)}", p, raw, k)
+            problem = option_type_problem(cls.options[k], v) or cls.option_problem(k, v)
+            if problem:
+                raise ctx.error(problem, p, raw, k)
 
 
 @dataclass(frozen=True)
@@ -483,6 +549,10 @@ class Spec:
             raise ctx.error(f"strategy {self.strategy.name!r} optimises one objective; with several "
                             f"objectives use {multi}, or set 'objective.scalarize: true' (weighted sum)",
                             "objective.objectives", data.get("objective"), "objectives")
+        if self.strategy.stopper is not None and o.type == "table":
+            raise ctx.error("a stopper needs per-epoch metrics; a table objective reports only final "
+                            "ones (use a train or function objective)", "strategy.stopper",
+                            data.get("strategy"), "stopper")
         if not cls.requires:  # a strategy that needs more than numpy is built when a run starts
             try:
                 self.make_strategy()

@@ -8,7 +8,7 @@ made (and an ask that answers WAIT or FINISHED changes nothing, so those are not
 """
 from __future__ import annotations
 
-from typing import Any, List, Tuple
+from typing import Any, List, Optional, Tuple
 
 import numpy as np
 
@@ -17,9 +17,10 @@ from ..trial import Suggestion
 from .base import Loaded, TrialRecord
 
 
-def calls_after(loaded: Loaded) -> List[Tuple[int, str, Any]]:
-    """The strategy calls after the snapshot: (seq, "ask" | "tell", Suggestion | Outcome)."""
-    seq0 = loaded.strategy_seq
+def calls_after(loaded: Loaded, seq0: Optional[int] = None) -> List[Tuple[int, str, Any]]:
+    """The strategy calls after the snapshot (or after call ``seq0``): (seq, "ask" | "tell",
+    Suggestion | Outcome)."""
+    seq0 = loaded.strategy_seq if seq0 is None else seq0
     st = loaded.state
     out: List[Tuple[int, str, Any]] = []
 

@@ -144,6 +144,9 @@ class Control:
     save_state: Callable[[ModelState], None] = lambda st: None  # written in the background
     # after each epoch, when set: (epoch, metrics) -> True to stop the trial early (a stopper)
     report_epoch: Optional[Callable[[int, Dict[str, float]], bool]] = None
+    # called between steps: True when a stopper's answer to an earlier report says stop (the
+    # trial then ends at its last finished epoch; polled, never waits)
+    stop_requested: Callable[[], bool] = lambda: False
     every_epochs: int = 1
     every_seconds: float = 60.0
     deadline: Optional[float] = None  # time.monotonic() value after which the trial fails
@@ -166,7 +169,7 @@ class _Step:
         self.backend, self.params, self.device = backend, params, device
         self.n = sum(p.numel() for p in params)
 
-    def sync(self, flags: List[float], with_grads: bool) -> Tuple[Optional[torch.Tensor], bool]:
+    def sync(self, flags: List[float], with_grads: bool) -> Tuple[Optional[torch.Tensor], List[float]]:
         if self.backend.size == 1:  # nothing to agree on: the gradients are already in place
             return None, list(flags)
         parts = []
@@ -178,7 +181,7 @@ class _Step:
         buf = torch.cat([x.float() for x in parts])
         if self.backend.size > 1:
             self.backend.allreduce_sum(buf)
-        status = buf[-3:].tolist()
+        status = buf[-len(flags):].tolist()
         if with_grads and not any(status):
             off = 0
             for p in self.params:
@@ -251,9 +254,10 @@ def train_trial(suggestion: Suggestion, model: nn.Module, data: Data, recipe: Re
         gen = torch.Generator().manual_seed(recipe.seed * 1_000_003 + suggestion.trial_id * 1009 + epoch)
         idx = _shard(len(y_tr), rank, size, gen).to(device)
         loss_sum, seen = 0.0, 0
+        stop_now = False
         for b in range(0, len(idx), local_bs):
             bi = idx[b:b + local_bs]
-            flags, err = [0.0, 0.0, 0.0], None
+            flags, err = [0.0, 0.0, 0.0, 0.0], None
             try:
                 opt.zero_grad(set_to_none=False)
                 if inject.get("rank", 0) == rank and inject.get("kind") == "raise":
@@ -277,16 +281,24 @@ def train_trial(suggestion: Suggestion, model: nn.Module, data: Data, recipe: Re
                     flags[TIMEOUT] = 1.0
                 if control.flush_requested():
                     flags[FLUSH] = 1.0
+                if state is not None and control.stop_requested():  # after an epoch of this run
+                    flags[STOP] = 1.0
             _, status = stepper.sync(flags, with_grads=True)
-            if any(status):
+            if any(status[:STOP]):
                 if status[FLUSH] and not status[ERR] and not status[TIMEOUT] and leader:
                     if state is not None and state.epoch > last_sent_epoch:
                         control.save_state(state)
                 _agree_failure(status, err, comm, rank, time_limit_note)
+            if status[STOP]:  # every rank: end at the last finished epoch, this one is dropped
+                stop_now = True
+                break
             opt.step()
             loss_sum += float(loss.detach()) * len(bi)
             seen += len(bi)
             samples += len(bi)
+        if stop_now:
+            stopped_at = epoch
+            break
         if size > 1:  # BatchNorm running statistics: average so every rank holds the same model
             for t in model.buffers():
                 if t.dtype.is_floating_point:
