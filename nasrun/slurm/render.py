@@ -91,7 +91,33 @@ def setup_lines(s: SlurmSpec) -> List[str]:
     lines += [f"module load {quote(m)} || {{ echo 'nasrun: module load failed' >&2; exit 1; }}"
               for m in s.modules]
     lines += [f"export {name}={quote(value)}" for name, value in s.env.items()]
+    if s.container and s.container_runtime == "charliecloud" and s.wants_gpus:
+        # Charliecloud's way to the GPUs: the host's NVIDIA libraries copied into the image (its
+        # /dev is the host's). Only a directory image can take them; a SquashFS image must have
+        # had them injected before it was made (ch-fromhost --nvidia DIR, then ch-convert).
+        image = quote(s.container)
+        lines += [f"if [ -d {image} ]; then",
+                  f"  ch-fromhost --nvidia {image} || {{ echo 'nasrun: ch-fromhost --nvidia failed' >&2; "
+                  "exit 1; }",
+                  "fi"]
     return lines
+
+
+def container_words(s: SlurmSpec, image: str) -> List[str]:
+    """The container runtime's words before the command that runs inside ``image`` (quoted).
+
+    Apptainer/Singularity: ``exec``, ``--nv`` when the spec asks for GPUs, ``--bind`` each bind.
+    Charliecloud: ``ch-run --set-env`` (the image's own environment: its PATH, from the recipe's
+    ENV lines, which ``ch-run`` leaves out otherwise), ``--bind=`` each bind, then ``--``; its GPU
+    route is ``ch-fromhost --nvidia`` on the image before the job (see :func:`setup_lines`)."""
+    if s.container_runtime == "charliecloud":
+        return ["ch-run", "--set-env", *(f"--bind={quote(b)}" for b in s.binds), quote(image), "--"]
+    words = [s.container_runtime, "exec"]
+    if s.wants_gpus:
+        words.append("--nv")
+    for b in s.binds:
+        words += ["--bind", quote(b)]
+    return words + [quote(image)]
 
 
 def nasrun_words(s: SlurmSpec, python: Optional[str] = None) -> List[str]:
@@ -103,12 +129,7 @@ def nasrun_words(s: SlurmSpec, python: Optional[str] = None) -> List[str]:
         words = ["mpirun", "-np", '"$SLURM_NTASKS"']
     words += [quote(a) for a in s.launcher_args]
     if s.container:
-        words += [s.container_runtime, "exec"]
-        if s.wants_gpus:
-            words.append("--nv")
-        for b in s.binds:
-            words += ["--bind", quote(b)]
-        words.append(quote(s.container))
+        words += container_words(s, s.container)
     py = python or s.python
     words += [quote(py), "-m", "nasrun"] if py else ["nasrun"]
     return words
