@@ -94,15 +94,18 @@ if [ ! -f "$base_tar" ]; then
   trap - EXIT
 fi
 base_name="nasrun-base:$base_key"
-if ! ch-image list "$base_name" >/dev/null 2>&1; then
+base_dir="$(ch-image gestalt storage-path)/img/${base_name//:/+}"  # where ch-image keeps it
+if [ ! -d "$base_dir" ]; then
   say "ch-image import $base_tar"
   ch-image import "$base_tar" "$base_name" >&2
+  [ -d "$base_dir" ] || die "ch-image stored the base somewhere else than $base_dir"
 fi
 
 # ---------------------------------------------------------------- the build
-# The host's pip settings (local indexes, find-links, constraints) pass into the build, and the
-# local directories they name are bound at /mnt/host/<path>, so install.sh's pip finds the same
-# wheels inside as outside (torch's CPU build on this machine). PyPI needs none of this.
+# The host's pip settings (local indexes, find-links, constraints, the CA bundle of a proxy) pass
+# into the build, and the local directories they name are bound at /mnt/host/<path>, so
+# install.sh's pip reaches the same indexes and finds the same wheels inside as outside (torch's
+# CPU build on this machine). Declared as ARGs in the Dockerfile; plain PyPI needs none of this.
 args=(--build-arg "BASE=$base_name" --build-arg PYTHON=/usr/bin/python3
       --build-arg "NASRUN_IMAGE_ID=$HASH")
 bind_local() {  # bind_local PATH: bind the host's PATH at /mnt/host/PATH; prints the guest path
@@ -132,7 +135,7 @@ if [ -n "$hostpip" ]; then
     key="${line%%=*}"; key="${key#*.}"; value="${line#*=}"; value="${value#\'}"; value="${value%\'}"
     pipconf["$key"]="$value"
   done < <("$hostpip" -m pip config list 2>/dev/null | grep -E "^(global|install)\.")
-  for key in index-url extra-index-url find-links constraint; do
+  for key in index-url extra-index-url find-links constraint cert; do
     env="PIP_$(echo "$key" | tr 'a-z-' 'A-Z_')"
     value="${!env:-${pipconf[$key]:-}}"
     [ -n "$value" ] || continue
@@ -141,7 +144,7 @@ if [ -n "$hostpip" ]; then
       path="${item#file://}"
       if [ "$path" != "$item" ] || [ "${item:0:1}" = / ]; then  # a local file or directory
         top="$path"; [ "$(basename "$path")" = simple ] && top="$(dirname "$path")"  # ../../files
-        [ "$key" = constraint ] && top="$(dirname "$path")"
+        [ "$key" = constraint ] || [ "$key" = cert ] && top="$(dirname "$path")"
         g=$(bind_local "$top") || continue
         [ "$item" != "$path" ] && guest+=("file://$g${path#"$top"}") || guest+=("$g${path#"$top"}")
       else
@@ -154,8 +157,6 @@ fi
 
 # a bind needs its destination in the image: make the ones below /mnt/host in the stored base
 # (ch-image build copies it to start the new image)
-base_dir="$(ch-image gestalt storage-path)/img/${base_name//:/+}"
-[ -d "$base_dir" ] || die "ch-image stored the base somewhere else than $base_dir"
 for ((i = 1; i < ${#binds[@]}; i += 2)); do mkdir -p "$base_dir${binds[i]#*:}"; done
 
 tag="nasrun:$HASH"
