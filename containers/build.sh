@@ -19,6 +19,7 @@
 #   NASRUN_CACHE           the host's Horovod/mpi4py wheel cache bound into the build (as in
 #                          install.sh; default ~/.cache/nasrun); NASRUN_BUILD_CACHES=0 binds none
 #                          (nor pip's cache), which is a slower build (Horovod from source)
+#   NASRUN_IMAGE_KEEP      how many images to keep in the cache, newest first (default 2)
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -108,11 +109,9 @@ fi
 # CPU build on this machine). Declared as ARGs in the Dockerfile; plain PyPI needs none of this.
 args=(--build-arg "BASE=$base_name" --build-arg PYTHON=/usr/bin/python3
       --build-arg "NASRUN_IMAGE_ID=$HASH")
-bind_local() {  # bind_local PATH: bind the host's PATH at /mnt/host/PATH; prints the guest path
-  local p="$1"
-  [ -e "$p" ] || return 1
-  binds+=(-b "$p:/mnt/host$p")
-  echo "/mnt/host$p"
+bind_local() {  # bind_local PATH: bind the host's PATH at /mnt/host/PATH
+  [ -e "$1" ] || return 1
+  binds+=(-b "$1:/mnt/host$1")
 }
 binds=()
 if [ "${NASRUN_BUILD_CACHES:-1}" != 0 ]; then
@@ -145,7 +144,8 @@ if [ -n "$hostpip" ]; then
       if [ "$path" != "$item" ] || [ "${item:0:1}" = / ]; then  # a local file or directory
         top="$path"; [ "$(basename "$path")" = simple ] && top="$(dirname "$path")"  # ../../files
         [ "$key" = constraint ] || [ "$key" = cert ] && top="$(dirname "$path")"
-        g=$(bind_local "$top") || continue
+        bind_local "$top" || continue
+        g="/mnt/host$top"
         [ "$item" != "$path" ] && guest+=("file://$g${path#"$top"}") || guest+=("$g${path#"$top"}")
       else
         guest+=("$item")
@@ -168,8 +168,13 @@ say "built in $(( $(date +%s) - tb )) s; exporting"
 tmp="$OUT.tmp"
 rm -rf "$tmp" && mkdir -p "$tmp"
 ch-convert -i ch-image -o dir "$tag" "$tmp/nasrun" >&2
-ch-convert -i dir -o squash "$tmp/nasrun" "$tmp/nasrun.sqfs" >&2
+# zstd: several times faster than ch-convert's default gzip on 2 cores, about as small
+mksquashfs "$tmp/nasrun" "$tmp/nasrun.sqfs" -b 65536 -noappend -all-root -comp zstd -no-progress -quiet >&2
 ch-image delete "$tag" >&2 || true  # the two exports are the cache; don't keep a third copy
 rm -rf "$OUT" && mv "$tmp" "$OUT"
+# keep the newest NASRUN_IMAGE_KEEP images (default 2: this one and the one before)
+ls -1dt "$CACHE_ROOT"/*/ | tail -n "+$(( ${NASRUN_IMAGE_KEEP:-2} + 1 ))" | while read -r old; do
+  say "removing the older image $old"; rm -rf "$old"
+done
 say "image $HASH: $(du -sh "$OUT/nasrun" | cut -f1) directory, $(du -h "$OUT/nasrun.sqfs" | cut -f1) SquashFS; $(( $(date +%s) - t0 )) s"
 echo "$OUT/nasrun.sqfs"
