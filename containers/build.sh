@@ -162,8 +162,11 @@ for ((i = 1; i < ${#binds[@]}; i += 2)); do mkdir -p "$base_dir${binds[i]#*:}"; 
 tag="nasrun:$HASH"
 say "ch-image build $tag (from $base_name; binds: ${binds[*]:-none})"
 tb=$(date +%s)
-ch-image build --force --no-cache -t "$tag" -f containers/Dockerfile "${args[@]}" "${binds[@]}" . >&2 \
-  || die "ch-image build failed"
+if ! ch-image build --force --no-cache -t "$tag" -f containers/Dockerfile "${args[@]}" "${binds[@]}" . >&2
+then
+  ch-image delete "$tag" >/dev/null 2>&1 || true  # what the failed build left in ch-image's storage
+  die "ch-image build failed"
+fi
 say "built in $(( $(date +%s) - tb )) s; exporting"
 tmp="$OUT.tmp"
 rm -rf "$tmp" && mkdir -p "$tmp"

@@ -103,15 +103,26 @@ def setup_lines(s: SlurmSpec) -> List[str]:
     return lines
 
 
+#: runs "$@" with SIGTERM and SIGUSR1 ignored (an ignored signal stays ignored across exec;
+#: nasrun sets its own handlers)
+IGNORE_STOP_SIGNALS = 'trap "" TERM USR1; exec "$@"'
+
+
 def container_words(s: SlurmSpec, image: str) -> List[str]:
     """The container runtime's words before the command that runs inside ``image`` (quoted).
 
     Apptainer/Singularity: ``exec``, ``--nv`` when the spec asks for GPUs, ``--bind`` each bind.
     Charliecloud: ``ch-run --set-env`` (the image's own environment: its PATH, from the recipe's
     ENV lines, which ``ch-run`` leaves out otherwise), ``--bind=`` each bind, then ``--``; its GPU
-    route is ``ch-fromhost --nvidia`` on the image before the job (see :func:`setup_lines`)."""
+    route is ``ch-fromhost --nvidia`` on the image before the job (see :func:`setup_lines`).
+    ``ch-run`` of a SquashFS file stays the parent of the command (it serves the mounted image)
+    and does not pass signals on: mpirun and SLURM signal the whole task (process group or
+    process tree), so nasrun gets SIGUSR1/SIGTERM itself, and ``ch-run`` started with them
+    ignored (:data:`IGNORE_STOP_SIGNALS`) lives on until nasrun has checkpointed instead of
+    dying at once (exit 138) and taking the image away from it."""
     if s.container_runtime == "charliecloud":
-        return ["ch-run", "--set-env", *(f"--bind={quote(b)}" for b in s.binds), quote(image), "--"]
+        return ["sh", "-c", quote(IGNORE_STOP_SIGNALS), "ch-run", "ch-run", "--set-env",
+                *(f"--bind={quote(b)}" for b in s.binds), quote(image), "--"]
     words = [s.container_runtime, "exec"]
     if s.wants_gpus:
         words.append("--nv")
