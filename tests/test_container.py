@@ -1,18 +1,22 @@
-"""The container recipes (parsed with spython: no container runtime runs here) and the
-`apptainer exec` wrapping of each rank in the rendered batch script."""
+"""The container recipes (the Dockerfile parsed with spython, the Apptainer definition by its
+sections) and the container wrapping of each rank in the rendered batch script (`apptainer exec`,
+`ch-run`). tests/test_container_run.py builds and runs the image for real."""
 from __future__ import annotations
 
 import dataclasses
 import os
 import re
 import shlex
+import signal
 import subprocess
+import sys
+import time
 
 import pytest
 from slurm_support import REPO
 from spython.main.parse.parsers import DockerParser
 
-from nasrun.slurm.render import nasrun_words, setup_lines
+from nasrun.slurm.render import IGNORE_STOP_SIGNALS, container_words, nasrun_words, quote, setup_lines
 from nasrun.spec import parse_spec
 
 DEF = os.path.join(REPO, "containers", "nasrun.def")
@@ -110,11 +114,12 @@ BASE = "experiment: {name: exp}\nspace: {builtin: chain}\nslurm:\n"
     ("  container: x.sif\n  gres: 'nvme:1'\n", "srun --mpi=pmix apptainer exec x.sif nasrun"),
     ("  gpus_per_node: 2\n", "srun --mpi=pmix nasrun"),
     ("  container: /img/nasrun.sqfs\n  container_runtime: charliecloud\n",
-     "srun --mpi=pmix ch-run --set-env /img/nasrun.sqfs -- nasrun"),
+     "srun --mpi=pmix sh -c 'trap \"\" TERM USR1; exec \"$@\"' ch-run ch-run --set-env /img/nasrun.sqfs "
+     "-- nasrun"),
     ("  container: /img/n.sqfs\n  container_runtime: charliecloud\n  launcher: mpirun\n"
      "  binds: [/data, '/scratch:/scratch']\n  gpus_per_node: 1\n  python: python3\n",
-     "mpirun -np \"$SLURM_NTASKS\" ch-run --set-env --bind=/data --bind=/scratch:/scratch /img/n.sqfs -- "
-     "python3 -m nasrun"),
+     "mpirun -np \"$SLURM_NTASKS\" sh -c 'trap \"\" TERM USR1; exec \"$@\"' ch-run ch-run --set-env "
+     "--bind=/data --bind=/scratch:/scratch /img/n.sqfs -- python3 -m nasrun"),
 ])
 def test_each_rank_runs_inside_the_container(slurm, expected):
     spec = parse_spec(BASE + slurm)
@@ -127,6 +132,31 @@ def test_container_values_are_quoted():
     assert nasrun_words(s)[-3:] == ["'a b:/c'", "'$(id).sif'", "nasrun"]
     s = dataclasses.replace(s, container_runtime="charliecloud")
     assert nasrun_words(s)[-4:] == ["--bind='a b:/c'", "'$(id).sif'", "--", "nasrun"]
+
+
+def test_charliecloud_wrapper_keeps_ch_run_alive_and_lets_the_command_handle_usr1(tmp_path):
+    # what mpirun and SLURM do at the time limit: SIGUSR1 to the whole task (process group); the
+    # stand-in for ch-run is a shell that waits for its child, as ch-run of a SquashFS file does
+    s = parse_spec(BASE + "  container: x.sqfs\n  container_runtime: charliecloud\n").slurm
+    words = container_words(s, "x.sqfs")
+    assert words[:5] == ["sh", "-c", quote(IGNORE_STOP_SIGNALS), "ch-run", "ch-run"]
+    child = ("import signal, sys, time\n"
+             "signal.signal(signal.SIGUSR1, lambda *a: sys.exit(75))\n"
+             "open(sys.argv[1], 'w').close()\n"
+             "time.sleep(60)\n")
+    ready = tmp_path / "ready"
+    fake_ch_run = f'{shlex.quote(sys.executable)} -c {shlex.quote(child)} {ready}; exit $?'
+    p = subprocess.Popen(["sh", "-c", IGNORE_STOP_SIGNALS, "ch-run", "sh", "-c", fake_ch_run],
+                         start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not ready.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        os.killpg(p.pid, signal.SIGUSR1)
+        assert p.wait(timeout=30) == 75  # the parent lived on and passed on the child's exit code
+    finally:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGKILL)
 
 
 @pytest.mark.parametrize("gpus, image", [("  gpus_per_node: 2\n", "/img/nasrun"), ("", "/img/n.sqfs")])

@@ -5,6 +5,7 @@ image cannot be built (the session fixture builds it; a cold build takes several
 from __future__ import annotations
 
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -15,6 +16,8 @@ import yaml
 from slurm_support import REPO, chain_done, events, job_output, nasrun, slurm_cluster, wait_for
 from store_view import load_view
 
+from nasrun.slurm.render import container_words
+from nasrun.spec import parse_spec
 from nasrun.store import DONE
 
 pytestmark = pytest.mark.container
@@ -92,11 +95,14 @@ def test_mpirun_on_the_host_runs_every_rank_in_the_image_and_the_host_resumes(im
     (bound / "spec.yaml").write_text(tiny_default("/scratch/exp", 12))
     rank_cmd = textwrap.dedent(f"""\
         cat {MARKER} /etc/os-release > /scratch/rank-$OMPI_COMM_WORLD_RANK.txt || exit 9
-        exec nasrun run /scratch/spec.yaml""")
-    job = subprocess.Popen(
-        ["mpirun", "--oversubscribe", "-np", "3", "ch-run", "--set-env", f"--bind={bound}:/scratch",
-         "--cd=/scratch", image, "--", "sh", "-c", rank_cmd],
-        env=ch_run_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        cd /scratch && exec nasrun run /scratch/spec.yaml""")
+    # each rank as `nasrun submit` renders it for charliecloud (the signal wrapper included)
+    s = parse_spec(f"experiment: {{name: x}}\nspace: {{builtin: chain}}\nslurm:\n  container: {image}\n"
+                   f"  container_runtime: charliecloud\n  binds: ['{bound}:/scratch']\n").slurm
+    line = " ".join(["exec", "mpirun", "--oversubscribe", "-np", "3", *container_words(s, image), "sh", "-c",
+                     shlex.quote(rank_cmd)])
+    job = subprocess.Popen(["bash", "-c", line], env=ch_run_env(), stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, text=True, cwd=str(tmp_path))
     exp = str(bound / "exp")
     try:
         def two_finished():
