@@ -171,9 +171,11 @@ say "built in $(( $(date +%s) - tb )) s; exporting"
 tmp="$OUT.tmp"
 rm -rf "$tmp" && mkdir -p "$tmp"
 ch-convert -i ch-image -o dir "$tag" "$tmp/nasrun" >&2
-# zstd: several times faster than ch-convert's default gzip on 2 cores, about as small
-mksquashfs "$tmp/nasrun" "$tmp/nasrun.sqfs" -b 65536 -noappend -all-root -comp zstd -no-progress -quiet >&2
-ch-image delete "$tag" >&2 || true  # the two exports are the cache; don't keep a third copy
+# zstd level 3: ch-convert's gzip and zstd's default level 15 took 7-10 minutes on 2 loaded cores
+mksquashfs "$tmp/nasrun" "$tmp/nasrun.sqfs" -b 65536 -noappend -all-root -comp zstd -Xcompression-level 3 \
+  -no-progress -quiet >&2
+# the two exports are the cache; don't keep a third copy (rm: ch-image delete took minutes)
+rm -rf "$(ch-image gestalt storage-path)/img/${tag//:/+}"
 rm -rf "$OUT" && mv "$tmp" "$OUT"
 # keep the newest NASRUN_IMAGE_KEEP images (default 2: this one and the one before)
 ls -1dt "$CACHE_ROOT"/*/ | tail -n "+$(( ${NASRUN_IMAGE_KEEP:-2} + 1 ))" | while read -r old; do
