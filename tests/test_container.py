@@ -132,6 +132,8 @@ def test_container_values_are_quoted():
     assert nasrun_words(s)[-3:] == ["'a b:/c'", "'$(id).sif'", "nasrun"]
     s = dataclasses.replace(s, container_runtime="charliecloud")
     assert nasrun_words(s)[-4:] == ["--bind='a b:/c'", "'$(id).sif'", "--", "nasrun"]
+    # ch-run starts in /: the rendered script starts it in the job's working directory
+    assert "--cd='/w d'" in nasrun_words(s, workdir="/w d")
 
 
 def test_charliecloud_wrapper_keeps_ch_run_alive_and_lets_the_command_handle_usr1(tmp_path):
