@@ -6,7 +6,7 @@ containers/build.sh builds, SquashFS), interleaved, ``--repeats`` times each. Al
 ``containers/build.sh`` on its cache (warm) and the image's size. The cold build time is what
 build.sh prints when its cache is empty (see containers/README.md).
 
-    python bench/container.py [--trials 20] [--epochs 10] [--repeats 1] [--json out.json]
+    python bench/container.py [--trials 20] [--epochs 10] [--repeats 1] [--image SQFS] [--json out.json]
 """
 from __future__ import annotations
 
@@ -46,9 +46,10 @@ def main() -> None:
     ap.add_argument("--trials", type=int, default=None, help="budget.max_trials (default: the spec's)")
     ap.add_argument("--epochs", type=int, default=None, help="objective.epochs (default: the spec's)")
     ap.add_argument("--repeats", type=int, default=1)
+    ap.add_argument("--image", default=None, help="this SquashFS image instead of build.sh's")
     ap.add_argument("--json", default=None)
     a = ap.parse_args()
-    image, warm = build()
+    image, warm = (a.image, None) if a.image else build()
     with open(ROOT / "configs" / "default.yaml") as f:
         spec = yaml.safe_load(f)
     if a.trials:
@@ -75,10 +76,11 @@ def main() -> None:
                 ["where", "wall s", "ratio to host"],
                 [["host (this checkout's venv)", f"{host:.1f}", "1.00"],
                  ["container (ch-run, SquashFS)", f"{cont:.1f}", f"{cont / host:.2f}"]]))
+    directory = os.path.join(os.path.dirname(image), "nasrun")
     print(table("image", ["what", "value"],
                 [["SquashFS file", f"{size(image) / 2**20:.0f} MiB"],
-                 ["directory image", f"{size(os.path.join(os.path.dirname(image), 'nasrun')) / 2**20:.0f} MiB"],
-                 ["build.sh on its cache (warm)", f"{warm:.1f} s"]]))
+                 ["directory image", f"{size(directory) / 2**20:.0f} MiB"],
+                 ["build.sh on its cache (warm)", "-" if warm is None else f"{warm:.1f} s"]]))
     write_json(a.json, {"image": image, "host_s": times["host"], "container_s": times["container"],
                         "ratio": cont / host, "warm_build_s": warm, "sqfs_bytes": size(image)})
 
