@@ -68,7 +68,7 @@ def main() -> None:
                 with open(os.path.join(d, "spec.yaml"), "w") as f:
                     yaml.safe_dump(spec, f)
                 cmd = ([sys.executable, "-m", "nasrun"] if where == "host"
-                       else ["ch-run", "--set-env", image, "--", "nasrun"])  # /tmp: bound by ch-run
+                       else ["ch-run", "--set-env", f"--cd={d}", image, "--", "nasrun"])  # /tmp: bound
                 times[where].append(run(mpirun + cmd + ["run", "spec.yaml"], env, d))
     host, cont = min(times["host"]), min(times["container"])
     print(table(f"configs/default.yaml, mpirun -np 3, {spec['budget']['max_trials']} trials, "
