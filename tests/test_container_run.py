@@ -198,7 +198,8 @@ slurm:
     assert exits[-1]["code"] == 0, job_output(exp)
     assert finished(exp) == list(range(12))  # none lost, none repeated
     assert f"resume {exp}" in job_output(exp), job_output(exp)
-    assert "ch-run --set-env " + image in job_output(exp)  # the launcher line the job printed
+    # the launcher line each job printed: every rank is ch-run of the image, in the job's directory
+    assert job_output(exp).count(f"ch-run ch-run --set-env --cd={tmp_path} {image} -- nasrun ") == len(exits)
     # every trial ran in the image: each worker process recorded the image's marker
     image_marker = marker(image)
     recorded = [p.read_text() for p in record.iterdir()]
