@@ -97,10 +97,49 @@ def setup_lines(s: SlurmSpec) -> List[str]:
     lines += [f"module load {quote(m)} || {{ echo 'nasrun: module load failed' >&2; exit 1; }}"
               for m in s.modules]
     lines += [f"export {name}={quote(value)}" for name, value in s.env.items()]
+    if s.container and s.container_runtime == "charliecloud" and s.wants_gpus:
+        # Charliecloud's way to the GPUs: the host's NVIDIA libraries copied into the image (its
+        # /dev is the host's). Only a directory image can take them; a SquashFS image must have
+        # had them injected before it was made (ch-fromhost --nvidia DIR, then ch-convert).
+        image = quote(s.container)
+        lines += [f"if [ -d {image} ]; then",
+                  f"  ch-fromhost --nvidia {image} || {{ echo 'nasrun: ch-fromhost --nvidia failed' >&2; "
+                  "exit 1; }",
+                  "fi"]
     return lines
 
 
-def nasrun_words(s: SlurmSpec, python: Optional[str] = None) -> List[str]:
+#: runs "$@" with SIGTERM and SIGUSR1 ignored (an ignored signal stays ignored across exec;
+#: nasrun sets its own handlers)
+IGNORE_STOP_SIGNALS = 'trap "" TERM USR1; exec "$@"'
+
+
+def container_words(s: SlurmSpec, image: str, workdir: Optional[str] = None) -> List[str]:
+    """The container runtime's words before the command that runs inside ``image`` (quoted).
+
+    Apptainer/Singularity: ``exec``, ``--nv`` when the spec asks for GPUs, ``--bind`` each bind.
+    Charliecloud: ``ch-run --set-env`` (the image's own environment: its PATH, from the recipe's
+    ENV lines, which ``ch-run`` leaves out otherwise), ``--bind=`` each bind, then ``--``; its GPU
+    route is ``ch-fromhost --nvidia`` on the image before the job (see :func:`setup_lines`), and
+    ``--cd=WORKDIR`` (``ch-run`` starts in ``/``, not in the directory it was started in).
+    ``ch-run`` of a SquashFS file stays the parent of the command (it serves the mounted image)
+    and does not pass signals on: mpirun and SLURM signal the whole task (process group or
+    process tree), so nasrun gets SIGUSR1/SIGTERM itself, and ``ch-run`` started with them
+    ignored (:data:`IGNORE_STOP_SIGNALS`) lives on until nasrun has checkpointed instead of
+    dying at once (exit 138) and taking the image away from it."""
+    if s.container_runtime == "charliecloud":
+        cd = [f"--cd={quote(workdir)}"] if workdir else []
+        return ["sh", "-c", quote(IGNORE_STOP_SIGNALS), "ch-run", "ch-run", "--set-env", *cd,
+                *(f"--bind={quote(b)}" for b in s.binds), quote(image), "--"]
+    words = [s.container_runtime, "exec"]
+    if s.wants_gpus:
+        words.append("--nv")
+    for b in s.binds:
+        words += ["--bind", quote(b)]
+    return words + [quote(image)]
+
+
+def nasrun_words(s: SlurmSpec, python: Optional[str] = None, workdir: Optional[str] = None) -> List[str]:
     """The command that runs ``nasrun`` on every task, already quoted word by word:
     launcher, optional container runtime, then ``nasrun`` or ``PYTHON -m nasrun``."""
     if s.launcher == "srun":
@@ -109,12 +148,7 @@ def nasrun_words(s: SlurmSpec, python: Optional[str] = None) -> List[str]:
         words = ["mpirun", "-np", '"$SLURM_NTASKS"']
     words += [quote(a) for a in s.launcher_args]
     if s.container:
-        words += [s.container_runtime, "exec"]
-        if s.wants_gpus:
-            words.append("--nv")
-        for b in s.binds:
-            words += ["--bind", quote(b)]
-        words.append(quote(s.container))
+        words += container_words(s, s.container, workdir)
     py = python or s.python
     words += [quote(py), "-m", "nasrun"] if py else ["nasrun"]
     return words
@@ -134,7 +168,7 @@ def render(s: SlurmSpec, *, job_name: str, paths: JobPaths, template: str,
     values: Dict[str, str] = {
         "sbatch": "\n".join(sbatch_lines(s, job_name, paths)),
         "setup": "\n".join(setup_lines(s)) or "# (no modules or environment variables in the spec)",
-        "nasrun": " ".join(nasrun_words(s, python)),
+        "nasrun": " ".join(nasrun_words(s, python, paths.workdir)),
         "spec": quote(paths.spec),
         "experiment_dir": quote(paths.experiment_dir),
         "workdir": quote(paths.workdir),

@@ -184,7 +184,8 @@ class SlurmSpec:
     env: Dict[str, str] = field({})
     extra_sbatch: List[str] = field([])
     container: Optional[str] = field(None, pattern=TEXT, pattern_help=TEXT_HELP)
-    container_runtime: Literal["apptainer", "singularity"] = "apptainer"
+    # apptainer/singularity: `RUNTIME exec [--nv] IMAGE nasrun`; charliecloud: `ch-run IMAGE -- nasrun`
+    container_runtime: Literal["apptainer", "singularity", "charliecloud"] = "apptainer"
     binds: List[str] = field([])
     template: Optional[str] = field(None, pattern=TEXT, pattern_help=TEXT_HELP)
 
