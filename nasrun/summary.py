@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+from typing import List
 
 from .spec import Spec
 
@@ -29,6 +30,7 @@ def spec_summary(spec: Spec, file: str) -> str:
         f"{'continuous' if math.isinf(size) else f'{size:,.0f} configurations'}",
         f"  strategy    {spec.strategy.name}"
         + (" " + ", ".join(f"{k}={v}" for k, v in opts.items()) if opts else ""),
+        *_rungs(spec),
         f"  objective   {_objectives(o)}: {objective}",
         f"  budget      until {' or '.join(e for e in ends if e)}",
         f"  resources   {r.ranks_per_trial} rank(s) per trial, {r.gpus_per_group} GPU(s) per group, "
@@ -36,6 +38,22 @@ def spec_summary(spec: Spec, file: str) -> str:
         + (f", trial time limit {r.trial_time_limit:g} s" if r.trial_time_limit else ""),
     ]
     return "\n".join(lines)
+
+
+def _rungs(spec: Spec) -> List[str]:
+    """A multi-fidelity strategy's rungs (and Hyperband's brackets: trials x budget per rung)."""
+    strategy = spec.make_strategy()
+    if not strategy.multi_fidelity:
+        return []
+    fid = spec.fidelities()
+    eta = float(strategy.opts["eta"])
+    lines = [f"  rungs       {', '.join(f'{b:g}' for b in strategy.budgets)} (the best 1/{eta:g} go up "
+             f"a rung; the objective's fidelities: {fid.describe() if fid else 'any'})"]
+    schedule = getattr(strategy, "schedule", None)
+    if schedule is not None:
+        lines.append("  brackets    " + "; ".join(
+            " -> ".join(f"{n} x {b:g}" for n, b in bracket) for bracket in schedule()))
+    return lines
 
 
 def _objectives(o) -> str:

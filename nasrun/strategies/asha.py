@@ -1,6 +1,7 @@
 """ASHA, asynchronous successive halving (Li et al., MLSys 2020).
 
-Rungs ``k = 0..s_max`` with budgets ``fidelity.rung_budgets`` (the top rung is ``max_budget``).
+Rungs ``k = 0..s_max`` with budgets ``fidelity.rung_budgets`` (from ``min_budget`` to
+``max_budget`` in factors of ``eta``, on the fidelities the objective declares).
 On each ask, from the top rung down, a finished trial of rung ``k`` that is among the best
 ``floor(n_k / eta)`` of the ``n_k`` trials told on that rung, and not yet promoted, is promoted:
 a NEW trial with ``resume_from`` = that trial and the budget of rung ``k + 1``. Otherwise a new
@@ -11,11 +12,11 @@ from __future__ import annotations
 
 import bisect
 import math
-from typing import Any, Dict, List, Mapping, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 
+from ..space import SearchSpace
 from .base import Strategy
-from .fidelity import check_fidelity, rung_budgets
-
+from .fidelity import Fidelities, check_fidelity, rung_budgets
 
 STATE_WINDOW = 10
 
@@ -24,11 +25,13 @@ class ASHA(Strategy):
     options = {"min_budget": 1.0, "max_budget": 81.0, "eta": 3.0}
     multi_fidelity = True
 
-    def __init__(self, space, seed=0, metric="valid_accuracy", mode="max", **options):
+    def __init__(self, space: SearchSpace, seed: int = 0, metric: str = "valid_accuracy",
+                 mode: str = "max", fidelities: Optional[Fidelities] = None, **options: Any):
+        """``fidelities``: the budgets the objective declares (None: any budget)."""
         super().__init__(space, seed, metric, mode, **options)
         check_fidelity(self.opts)
-        self.budgets = rung_budgets(self.opts["min_budget"], self.opts["max_budget"],
-                                    self.opts["eta"])
+        self.budgets: List[float] = rung_budgets(self.opts["min_budget"], self.opts["max_budget"],
+                                                 self.opts["eta"], fidelities)
         # per rung, told trials best first: {"trial_id", "config", "score", "promoted"}
         self.rungs: List[List[Dict[str, Any]]] = [[] for _ in self.budgets]
         self._index()
