@@ -9,9 +9,12 @@ import numpy as np
 
 from nasrun.space import Categorical, Float, Integer, SearchSpace, builtin_params
 from nasrun.strategies import FINISHED, STRATEGIES, WAIT, make_strategy
+from nasrun.strategies.fidelity import Fidelities
 from nasrun.trial import Outcome
 
 MF_OPTIONS = {"min_budget": 1.0, "max_budget": 9.0, "eta": 3.0}
+# declared fidelities that move the middle rung (3 -> 2): rungs 1, 2, 9
+MF_FIDELITIES = Fidelities.of(1.0, 9.0, (1.0, 2.0, 5.0, 9.0))
 
 
 def spaces():
@@ -31,7 +34,8 @@ def spaces():
 
 
 def build(name, space, seed=0, **extra):
-    opts = dict(MF_OPTIONS) if STRATEGIES[name].multi_fidelity else {}
+    mf = STRATEGIES[name].multi_fidelity
+    opts: dict = dict(MF_OPTIONS, fidelities=MF_FIDELITIES) if mf else {}
     if name == "rl":
         opts.update(replicas=3, samples_per_replica=2, hidden_size=8)
     opts.update(extra)
