@@ -208,3 +208,12 @@ def test_random_search_work_cut_is_whole_evaluations():
     with pytest.raises(ValueError, match="fewer than"):
         simulate_run(nb201_spec("random", seed=1, objective_path=NB201), 1, max_trials=2,
                      store="memory", charge_cpu=False).within_epochs(1000.0)
+
+
+def test_listed_fidelities_set_the_full_budget():
+    from nasrun.runtime.driver import full_epochs
+    from nasrun.spec import dump_spec
+    spec = parse_spec(function_spec("random", "  fidelity: {values: [2, 6, 18]}"))
+    assert (spec.objective.fidelity.min, spec.objective.fidelity.max) == (2.0, 18.0)
+    assert full_epochs(spec) == 18.0
+    assert parse_spec(dump_spec(spec)).objective.fidelity == spec.objective.fidelity

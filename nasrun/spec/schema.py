@@ -342,6 +342,7 @@ class FidelitySpec:
                     raise ctx.error(f"{got:g} is not the {'lowest' if key == 'min' else 'highest'} of "
                                     f"'values' ({want:g}); expected {want:g}, or leave '{key}' out",
                                     join(path, key), data, key)
+                object.__setattr__(self, key, want)  # min and max are always the range's ends
             return
         if self.min is None or self.max is None:
             raise ctx.error("expected 'min' and 'max' (the lowest and highest budget), or 'values' "
