@@ -42,9 +42,10 @@ def spec_summary(spec: Spec, file: str) -> str:
 
 def _rungs(spec: Spec) -> List[str]:
     """A multi-fidelity strategy's rungs (and Hyperband's brackets: trials x budget per rung)."""
-    strategy = spec.make_strategy()
-    if not strategy.multi_fidelity:
+    from .strategies import STRATEGIES
+    if not STRATEGIES[spec.strategy.name].multi_fidelity:
         return []
+    strategy = spec.make_strategy()
     fid = spec.fidelities()
     eta = float(strategy.opts["eta"])
     lines = [f"  rungs       {', '.join(f'{b:g}' for b in strategy.budgets)} (the best 1/{eta:g} go up "
