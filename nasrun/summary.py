@@ -46,9 +46,13 @@ def _rungs(spec: Spec) -> List[str]:
     if not STRATEGIES[spec.strategy.name].multi_fidelity:
         return []
     strategy = spec.make_strategy()
+    from .strategies.fidelity import promotion_steps
     fid = spec.fidelities()
-    eta = float(strategy.opts["eta"])
-    lines = [f"  rungs       {', '.join(f'{b:g}' for b in strategy.budgets)} (the best 1/{eta:g} go up "
+    o = strategy.opts
+    keep = [f"1/{float(o['eta']) ** m:g}" for m in
+            promotion_steps(o["min_budget"], o["max_budget"], o["eta"], fid)]
+    kept = (keep[0] if len(set(keep)) == 1 else ", ".join(keep)) if keep else "-"
+    lines = [f"  rungs       {', '.join(f'{b:g}' for b in strategy.budgets)} (the best {kept} go up "
              f"a rung; the objective's fidelities: {fid.describe() if fid else 'any'})"]
     schedule = getattr(strategy, "schedule", None)
     if schedule is not None:

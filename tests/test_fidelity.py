@@ -11,8 +11,8 @@ from nasrun.cli import main
 from nasrun.errors import SpecError
 from nasrun.simulate import nb201_spec, simulate_run
 from nasrun.spec import parse_spec
-from nasrun.strategies import make_strategy
-from nasrun.strategies.fidelity import Fidelities, rung_budgets
+from nasrun.strategies import WAIT, make_strategy
+from nasrun.strategies.fidelity import Fidelities, promotion_steps, rung_budgets
 from nasrun.trial import Outcome
 
 torch.set_num_threads(1)
@@ -59,7 +59,8 @@ def test_table_rungs_are_12_and_200(name):
 
 def test_hyperband_brackets_on_the_table():
     hb = nb201_spec("hyperband", objective_path=NB201).make_strategy()
-    assert hb.schedule() == [[(3, 12.0), (1, 200.0)], [(2, 200.0)]]
+    assert hb.ladder == [12.0, 12.0, 200.0]  # min 12 x 3 = 36 lands on 12
+    assert hb.schedule() == [[(9, 12.0), (1, 200.0)], [(5, 12.0), (1, 200.0)], [(3, 200.0)]]
 
 
 @pytest.mark.parametrize("min_epochs,epochs,eta,rungs", [
@@ -87,6 +88,8 @@ def test_snap_is_nearest_on_a_log_scale_lower_on_a_tie():
     assert Fidelities.of(1, 10).snap(2.5) == 2.5
     assert rung_budgets(1, 64, 3, Fidelities.of(1, 64, (1, 4, 16, 64))) == [1, 4, 16, 64]
     assert rung_budgets(1, 81, 3) == [1, 3, 9, 27, 81]
+    assert promotion_steps(1, 81, 3) == [1, 1, 1, 1]
+    assert promotion_steps(12, 200, 3, table) == [2]  # 12, 12, 200: one rung skipped
 
 
 def test_function_fidelity_reaches_the_strategy_and_the_function():
@@ -99,6 +102,48 @@ def test_function_fidelity_reaches_the_strategy_and_the_function():
     spec = parse_spec(function_spec("random", "  fidelity: {min: 1, max: 30, integer: true}"))
     from nasrun.runtime.driver import full_epochs
     assert full_epochs(spec) == 30.0  # a trial without a budget trains the full fidelity
+
+
+def done(s, v):
+    return Outcome(s.trial_id, "done", {"valid_accuracy": float(v)})
+
+
+def test_a_skipped_rung_is_promoted_without_training():
+    """On the table the ladder 12, 36, 200 is 12, 12, 200: the 36-epoch rung would re-rank the
+    same 12-epoch values, so the best 1/9 (not 1/3) of rung 12 go straight to 200."""
+    asha = nb201_spec("asha", objective_path=NB201).make_strategy()
+    base = [asha.ask() for _ in range(9)]
+    for i, s in enumerate(base[:8]):
+        asha.tell(done(s, i))
+    assert asha.ask().budget == 12.0  # 8 told: floor(8/9) = 0 promotions
+    asha.tell(done(base[8], 100))
+    top = asha.ask()
+    assert (top.budget, top.resume_from) == (200.0, base[8].trial_id)
+    hb = nb201_spec("hyperband", {"max_brackets": 1}, objective_path=NB201).make_strategy()
+    rung0 = [hb.ask() for _ in range(9)]
+    assert {s.budget for s in rung0} == {12.0} and hb.ask() is WAIT
+    for i, s in enumerate(rung0):
+        hb.tell(done(s, [3, 1, 4, 1, 5, 9, 2, 6, 5][i]))
+    top = hb.ask()
+    assert (top.budget, top.resume_from) == (200.0, rung0[5].trial_id) and hb.ask() is WAIT
+    hb.tell(done(top, 90))
+    assert [hb.ask().budget for _ in range(5)] == [12.0] * 5  # the next bracket: 5 x 12 -> 1 x 200
+
+
+@pytest.mark.parametrize("name", MULTI_FIDELITY)
+def test_skipped_rungs_resume_exactly(name):
+    """The shared suite's exact-resume check with the table's fidelities (a skipped rung)."""
+    from strategy_harness import Driver, build, json_roundtrip
+    space = nb201_spec("random").make_space()
+    table = dict(min_budget=12.0, max_budget=200.0, fidelities=Fidelities.of(12, 200, (12, 200)))
+    original = Driver(build(name, space, seed=7, **table), seed=2, outstanding=6)
+    first = original.run_asks(60)
+    assert {s.budget for s in first} == {12.0, 200.0} and original.pending
+    restored_strategy = build(name, space, seed=999, **table)
+    restored_strategy.load_state_dict(json_roundtrip(original.strategy.state_dict()))
+    restored = original.clone_with(restored_strategy)
+    a = [s.to_dict() for s in original.run_asks(40)]
+    assert a == [s.to_dict() for s in restored.run_asks(40)] and len(a) == 40
 
 
 # -- the spec ---------------------------------------------------------------------------------------
@@ -148,9 +193,9 @@ def test_validate_prints_the_rungs_and_brackets(tmp_path, monkeypatch):
                  f"objective: {{type: table, path: {NB201}}}\n")
     r = CliRunner().invoke(main, ["validate", str(f)])
     assert r.exit_code == 0, r.output
-    assert "  rungs       12, 200 (the best 1/3 go up a rung; the objective's fidelities: 12, 200)" \
+    assert "  rungs       12, 200 (the best 1/9 go up a rung; the objective's fidelities: 12, 200)" \
         in r.output
-    assert "  brackets    3 x 12 -> 1 x 200; 2 x 200" in r.output
+    assert "  brackets    9 x 12 -> 1 x 200; 5 x 12 -> 1 x 200; 3 x 200" in r.output
     r = CliRunner().invoke(main, ["validate", "configs/joint-nas-hpo.yaml"])  # asha, train 1..9 epochs
     assert r.exit_code == 0, r.output
     assert "  rungs       1, 3, 9 (the best 1/3 go up a rung; the objective's fidelities: every integer " \

@@ -3,7 +3,9 @@
 Rungs ``k = 0..s_max`` with budgets ``fidelity.rung_budgets`` (from ``min_budget`` to
 ``max_budget`` in factors of ``eta``, on the fidelities the objective declares).
 On each ask, from the top rung down, a finished trial of rung ``k`` that is among the best
-``floor(n_k / eta)`` of the ``n_k`` trials told on that rung, and not yet promoted, is promoted:
+``floor(n_k / eta**m_k)`` of the ``n_k`` trials told on that rung (``m_k = 1`` unless rungs that
+landed on the same fidelity were dropped: ``fidelity.promotion_steps``), and not yet promoted,
+is promoted:
 a NEW trial with ``resume_from`` = that trial and the budget of rung ``k + 1``. Otherwise a new
 random configuration starts on rung 0. It never waits and never finishes. Failed trials do not
 count in their rung.
@@ -16,7 +18,7 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 from ..space import SearchSpace
 from .base import Strategy
-from .fidelity import Fidelities, check_fidelity, rung_budgets
+from .fidelity import Fidelities, check_fidelity, promotion_steps, rung_budgets
 
 STATE_WINDOW = 10
 
@@ -30,8 +32,11 @@ class ASHA(Strategy):
         """``fidelities``: the budgets the objective declares (None: any budget)."""
         super().__init__(space, seed, metric, mode, **options)
         check_fidelity(self.opts)
-        self.budgets: List[float] = rung_budgets(self.opts["min_budget"], self.opts["max_budget"],
-                                                 self.opts["eta"], fidelities)
+        ladder = (self.opts["min_budget"], self.opts["max_budget"], self.opts["eta"], fidelities)
+        self.budgets: List[float] = rung_budgets(*ladder)
+        # per rung but the top: promotions keep the best eta**-steps (steps > 1 where the ladder's
+        # rungs landed on one fidelity: their identical rankings are not trained again)
+        self.keep: List[float] = [float(self.opts["eta"]) ** -m for m in promotion_steps(*ladder)]
         # per rung, told trials best first: {"trial_id", "config", "score", "promoted"}
         self.rungs: List[List[Dict[str, Any]]] = [[] for _ in self.budgets]
         self._index()
@@ -49,7 +54,7 @@ class ASHA(Strategy):
             [(-r["score"], r["trial_id"]) for r in rung if not r["promoted"]] for rung in self.rungs]
 
     def _top(self, k: int) -> int:
-        return int(math.floor(len(self.rungs[k]) / float(self.opts["eta"]) + 1e-9))
+        return int(math.floor(len(self.rungs[k]) * self.keep[k] + 1e-9))
 
     def _promotable(self, k: int):
         """The best entry of rung ``k`` not promoted yet, if it is within the rung's top 1/eta."""

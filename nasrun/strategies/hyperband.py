@@ -6,7 +6,9 @@ objective declares (``fidelity.rung_budgets``: rungs ``0 .. s_max``). Bracket ``
 run) starts ``n = ceil((s_max+1)/(s+1) * eta**s)`` configurations at rung ``s_max - s``
 (:meth:`Hyperband.schedule`); when every trial of a rung has been told, the best
 ``floor(n_i / eta)`` go on to the next rung as NEW trials with ``resume_from`` = the lower-rung
-trial and the higher budget. Failed trials are never promoted (no information).
+trial and the higher budget (a rung that landed on the fidelity of the one below is skipped: its
+ranking would be the same, so its promotion is made without training). Failed trials are never
+promoted (no information).
 
 Synchronous within a bracket: while a bracket's rung is incomplete it has nothing to hand out.
 An otherwise idle worker then starts the next bracket (as HpBandSter does), so several brackets
@@ -26,7 +28,7 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 from ..space import SearchSpace
 from .base import WAIT, Strategy
-from .fidelity import Fidelities, check_fidelity, rung_budgets
+from .fidelity import Fidelities, check_fidelity, rung_budgets, snapped_ladder
 
 
 class Hyperband(Strategy):
@@ -40,9 +42,12 @@ class Hyperband(Strategy):
         check_fidelity(self.opts)
         if int(self.opts["max_brackets"]) < 0:
             raise ValueError("max_brackets must be at least 0 (0: no limit)")
-        self.budgets: List[float] = rung_budgets(self.opts["min_budget"], self.opts["max_budget"],
-                                                 self.opts["eta"], fidelities)
-        self.s_max = len(self.budgets) - 1
+        ladder = (self.opts["min_budget"], self.opts["max_budget"], self.opts["eta"], fidelities)
+        self.budgets: List[float] = rung_budgets(*ladder)  # the distinct rungs
+        # the brackets follow the ladder; rungs that landed on the fidelity of the rung below are
+        # skipped (their ranking would be the same): the promotion goes on to the next budget
+        self.ladder: List[float] = snapped_ladder(*ladder)
+        self.s_max = len(self.ladder) - 1
         self.brackets: List[Dict[str, Any]] = []  # open brackets, oldest first
         self.iteration = 0  # brackets opened so far
 
@@ -61,9 +66,13 @@ class Hyperband(Strategy):
         return [max(1, int(math.floor(n0 * eta ** -i + 1e-9))) for i in range(s + 1)]
 
     def schedule(self) -> List[List[Tuple[int, float]]]:
-        """Each bracket's rungs as (trials, budget), in the order brackets open (``s_max`` first)."""
-        return [list(zip(self._sizes(s), self.budgets[self.s_max - s:]))
-                for s in range(self.s_max, -1, -1)]
+        """Each bracket's rungs as (trials, budget), in the order brackets open (``s_max`` first),
+        without the skipped rungs."""
+        out = []
+        for s in range(self.s_max, -1, -1):
+            rungs = list(zip(self._sizes(s), self.ladder[self.s_max - s:]))
+            out.append([r for i, r in enumerate(rungs) if i == 0 or r[1] > rungs[i - 1][1]])
+        return out
 
     def _open(self) -> Dict[str, Any]:
         s = self.s_max - self.iteration % (self.s_max + 1)
@@ -75,8 +84,8 @@ class Hyperband(Strategy):
         self.brackets.append(br)
         return br
 
-    def _budget(self, br: Mapping[str, Any]) -> float:
-        return self.budgets[self.s_max - br["s"] + br["rung"]]
+    def _budget(self, br: Mapping[str, Any], rung: Optional[int] = None) -> float:
+        return self.ladder[self.s_max - br["s"] + (br["rung"] if rung is None else rung)]
 
     def _next(self, br: Dict[str, Any]):
         info = {"bracket": br["id"], "rung": br["rung"]}
@@ -118,6 +127,8 @@ class Hyperband(Strategy):
     def _promote(self, br: Dict[str, Any]) -> None:
         ranked = sorted(br["results"], key=lambda r: (-r["score"], r["trial_id"]))
         nxt = br["rung"] + 1
+        while nxt < len(br["sizes"]) and self._budget(br, nxt) <= self._budget(br):
+            nxt += 1  # the same fidelity: the same ranking, promoted on without training
         k = min(br["sizes"][nxt], len(ranked)) if nxt < len(br["sizes"]) else 0
         if k == 0:
             self.brackets.remove(br)
