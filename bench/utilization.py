@@ -42,8 +42,6 @@ def options_for(method: str, groups: int) -> dict:
         return {"replicas": k, "samples_per_replica": int(math.ceil(groups / k))}
     if method == "evolution":  # a population at least as large as the trials in flight
         return {"population_size": max(100, groups), "sample_size": 25}
-    if method in ("hyperband", "bohb"):  # enough brackets in parallel for every group (HpBandSter's
-        return {"max_brackets": groups}  # way: an idle worker opens the next bracket)
     return {}
 
 

@@ -7,11 +7,14 @@
                       strategy="evolution", n_trials=50, metric="accuracy", mode="max")
     best = best_trial(trials, "accuracy", "max")
 
-``objective_fn(config, budget)`` (or ``objective_fn(config, budget, context)``) returns a dict of
-metrics or a float (stored under ``metric``); ``budget`` is ``None`` except for multi-fidelity
-strategies. ``context`` (:class:`~nasrun.objectives.FunctionContext`) has ``state`` (the model
-state a promoted or resumed trial continues from), ``save_state(state)`` and ``report(epoch,
-metrics)``. An exception marks the trial failed and the search goes on.
+``objective_fn(config, budget)`` (or ``objective_fn(config, budget, context)``) returns a dict
+of metrics or a float (stored under ``metric``); ``budget`` is ``None`` except for
+multi-fidelity strategies, which need the budgets the function tells apart:
+``objective={"fidelity": {"min": 1, "max": 27}}`` (or ``{"values": [...]}``; see
+``objective.fidelity`` in the spec). ``context`` (:class:`~nasrun.objectives.FunctionContext`)
+has ``state`` (the model state a promoted or resumed trial continues from),
+``save_state(state)`` and ``report(epoch, metrics)``. An exception marks the trial failed and
+the search goes on.
 
 This runs the same driver as an MPI job: ``n_groups`` groups take turns in this process (their
 trials overlap in simulated time), promoted trials get the lower rung's saved state back, and the

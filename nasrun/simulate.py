@@ -10,7 +10,10 @@ really do; the store is the real HDF5 store in a temporary directory (or in memo
 
 Results: every finished trial with its simulated start and end, the best-so-far trajectory
 (the one definition of "best": :mod:`nasrun.view`), utilization (busy / (groups x makespan)),
-rank-0 CPU per trial and commits per trial.
+rank-0 CPU per trial and commits per trial, and the training work: the epochs each trial
+trained (a promotion continues its lower-rung trial and trains the extra epochs only; a
+stopped trial the epochs it reached), so that searches can be compared on the same work
+(:meth:`SimResult.within_epochs`).
 """
 from __future__ import annotations
 
@@ -48,6 +51,9 @@ class SimResult:
     commits_per_trial: float = 0.0
     stats: Dict[str, Any] = field(default_factory=dict)
     best_trial: Optional[int] = None  # the trial id of the final pick (nasrun.view's best)
+    work: List[float] = field(default_factory=list)  # epochs each trial trained, as ``trials``
+    view: Optional[ExperimentView] = field(default=None, repr=False)  # how the pick is chosen
+    test_metric: str = "test_accuracy"
 
     @property
     def final(self) -> tuple:
@@ -90,6 +96,64 @@ class SimResult:
             if sign * p[2] >= sign * value:
                 return p[4]
         return math.inf
+
+    def epochs_trained(self, t: float) -> float:
+        """Epochs trained by simulated time ``t``: each trial's work spread evenly over its run
+        (a trial in flight at ``t`` counts the part it has done)."""
+        total = 0.0
+        for r, w in zip(self.trials, self.work):
+            if r.start is None or r.end is None or r.start >= t:
+                continue
+            total += w if r.end <= t or r.end <= r.start else w * (t - r.start) / (r.end - r.start)
+        return total
+
+    def within_epochs(self, epochs: float) -> Dict[str, Any]:
+        """The search cut when ``epochs`` of training were done (trials in flight count the part
+        they have done): the time then, the pick (nasrun.view's best among the trials finished by
+        then), its metric and test metric, the trials finished and the utilization until then."""
+        t = self._time_of_work(epochs)
+        done = [r for r in self.trials if r.end is not None and r.end <= t]
+        view = self.view
+        pick = view.best(done) if view is not None else None
+        value = pick.outcome.value(view.metric) if pick is not None and view is not None else None
+        test = pick.outcome.metrics.get(self.test_metric) if pick is not None else None
+        busy = sum(max(0.0, min(r.end, t) - r.start) for r in self.trials
+                   if r.start is not None and r.end is not None)
+        return {"time": t, "trials": len(done), "pick": None if pick is None else pick.trial_id,
+                "metric": math.nan if value is None else float(value),
+                "test": math.nan if test is None else float(test),
+                "utilization": min(1.0, busy / (self.workers * t)) if t > 0 else 0.0}
+
+    def _time_of_work(self, epochs: float) -> float:
+        """When ``epochs`` of training were done (the work rate is piecewise constant between
+        trial starts and ends); ValueError when the run trained less."""
+        events = []  # (time, change of the rate in epochs per second)
+        for r, w in zip(self.trials, self.work):
+            if r.start is None or r.end is None or w <= 0:
+                continue
+            if r.end <= r.start:
+                events.append((r.start, math.inf, w))  # an instant trial: a step of w epochs
+                continue
+            rate = w / (r.end - r.start)
+            events += [(r.start, rate, 0.0), (r.end, -rate, 0.0)]
+        events.sort(key=lambda e: e[0])
+        done, rate, now = 0.0, 0.0, 0.0
+        tol = 1e-9 * max(1.0, epochs)  # the sum of floats: a trial that ends at the budget counts
+        for when, d_rate, step in events:
+            reach = done + rate * (when - now)
+            if rate > 0 and reach >= epochs - tol:
+                return when if reach <= epochs + tol else now + (epochs - done) / rate
+            done += rate * (when - now)
+            now = when
+            if d_rate == math.inf:
+                done += step
+                if done >= epochs - tol:
+                    return now
+            else:
+                rate += d_rate
+        if done >= epochs - tol:
+            return now
+        raise ValueError(f"the run trained {done:g} epochs, fewer than {epochs:g}")
 
     def summary(self) -> Dict[str, Any]:
         valid, test = self.final
@@ -215,7 +279,8 @@ def simulate_run(spec, groups: int = 8, budget_seconds: Optional[float] = None,
     res.stats = out["stats"]
     res.overhead_us = out["stats"]["cpu_per_trial_us"]
     res.commits_per_trial = out["stats"]["commits_per_trial"]
-    view = ExperimentView.from_spec(spec)
+    view = res.view = ExperimentView.from_spec(spec)
+    res.test_metric = test_metric
     top_level = max((budget_level(r.suggestion.budget) for r in records), default=math.inf)
     from .runtime.driver import full_epochs
     full = full_epochs(spec)
@@ -227,7 +292,8 @@ def simulate_run(spec, groups: int = 8, budget_seconds: Optional[float] = None,
             b = float(r.outcome.stopped_at)
         before = reached.get(r.suggestion.resume_from, 0.0) if r.suggestion.resume_from is not None else 0.0
         reached[r.trial_id] = b
-        epochs += max(0.0, b - before)
+        res.work.append(max(0.0, b - before))
+        epochs += res.work[-1]
         if budget_seconds is not None and r.end > budget_seconds:
             continue  # finished after the time budget: does not count
         k = view.key(r)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+from typing import List
 
 from .spec import Spec
 
@@ -30,6 +31,7 @@ def spec_summary(spec: Spec, file: str) -> str:
         f"  strategy    {spec.strategy.name}"
         + (" " + ", ".join(f"{k}={v}" for k, v in opts.items()) if opts else "")
         + _stopper(spec),
+        *_rungs(spec),
         *(["  duplicates  never evaluated twice at one budget (strategy.dedupe"
            + (")" if spec.strategy.dedupe else ": the objective is deterministic)")]
           if spec.dedupe() else []),
@@ -40,6 +42,27 @@ def spec_summary(spec: Spec, file: str) -> str:
         + (f", trial time limit {r.trial_time_limit:g} s" if r.trial_time_limit else ""),
     ]
     return "\n".join(lines)
+
+
+def _rungs(spec: Spec) -> List[str]:
+    """A multi-fidelity strategy's rungs (and Hyperband's brackets: trials x budget per rung)."""
+    from .strategies import STRATEGIES
+    if not STRATEGIES[spec.strategy.name].multi_fidelity:
+        return []
+    strategy = spec.make_strategy()
+    from .strategies.fidelity import promotion_steps
+    fid = spec.fidelities()
+    o = strategy.opts
+    keep = [f"1/{float(o['eta']) ** m:g}" for m in
+            promotion_steps(o["min_budget"], o["max_budget"], o["eta"], fid)]
+    kept = (keep[0] if len(set(keep)) == 1 else ", ".join(keep)) if keep else "-"
+    lines = [f"  rungs       {', '.join(f'{b:g}' for b in strategy.budgets)} (the best {kept} go up "
+             f"a rung; the objective's fidelities: {fid.describe() if fid else 'any'})"]
+    schedule = getattr(strategy, "schedule", None)
+    if schedule is not None:
+        lines.append("  brackets    " + "; ".join(
+            " -> ".join(f"{n} x {b:g}" for n, b in bracket) for bracket in schedule()))
+    return lines
 
 
 def _objectives(o) -> str:

@@ -11,9 +11,12 @@ from nasrun.space import Categorical, Float, Integer, SearchSpace, builtin_param
 from nasrun.space.builtin import canonical_key
 from nasrun.strategies import FINISHED, STRATEGIES, WAIT, make_strategy
 from nasrun.strategies.dedupe import Dedupe
+from nasrun.strategies.fidelity import Fidelities
 from nasrun.trial import Outcome
 
 MF_OPTIONS = {"min_budget": 1.0, "max_budget": 9.0, "eta": 3.0}
+# declared fidelities that move the middle rung (3 -> 2): rungs 1, 2, 9
+MF_FIDELITIES = Fidelities.of(1.0, 9.0, (1.0, 2.0, 5.0, 9.0))
 
 
 def spaces():
@@ -36,7 +39,7 @@ def build(name, space, seed=0, **extra):
     """A registered strategy by name; ``NAME+dedupe`` wraps it in :class:`Dedupe` (the
     space's canonical form: nb201's for the nb201 space)."""
     base, _, wrap = name.partition("+")
-    opts = dict(MF_OPTIONS) if STRATEGIES[base].multi_fidelity else {}
+    opts: dict = dict(MF_OPTIONS, fidelities=MF_FIDELITIES) if STRATEGIES[base].multi_fidelity else {}
     if base == "rl":
         opts.update(replicas=3, samples_per_replica=2, hidden_size=8)
     opts.update(extra)

@@ -82,3 +82,16 @@ def test_rl_controller(tmp_path):
     # with dedupe (the table's default) no trial repeats a canonical architecture
     assert rows["rl"]["distinct100"] == 100 and rows["rl/no-dedupe"]["distinct100"] <= 100
     assert rows["rl"]["ask_tell_us"] > 0 and "p>random" in out
+
+
+def test_fidelity_work(tmp_path):
+    data, out = bench(tmp_path, "fidelity_work.py", "--seeds", "2", "--groups", "1,2", "--evaluations", "3,6",
+                      "--methods", "asha,hyperband")
+    rows = {(r["groups"], r["evaluations"], r["method"]): r for r in data["rows"]}
+    assert set(rows) == {(g, e, m) for g in (1, 2) for e in (3, 6) for m in ("random", "asha", "hyperband")}
+    for (_, e, m), r in rows.items():
+        assert r["epochs"] == 200.0 * e and r["seeds"] == 2 and 0 < r["utilization"] <= 1
+        assert (r["p_better"] is None) == (m == "random")
+    assert rows[(1, 3, "random")]["trials"] == 3  # one group: 3 full evaluations' epochs are 3 trials
+    assert rows[(1, 6, "asha")]["trials"] > 6  # the same work on more, shorter trials
+    assert "asha >= random at every budget" in out

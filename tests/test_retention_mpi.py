@@ -20,7 +20,7 @@ experiment: {{name: retention, seed: 1, output_dir: {d}}}
 space: {{builtin: chain, options: {{kind: mlp, max_layers: 3}}}}
 strategy: {{name: asha, options: {{eta: 3}}}}
 objective: {{type: function, function: "objectives_for_tests:tiny_train", python_path: ["{TESTS}"],
-             min_epochs: 1, epochs: 9}}
+             fidelity: {{min: 1, max: 9, integer: true}}}}
 budget: {{max_trials: {trials}}}
 checkpoint: {{keep_best: {KEEP_BEST}, every_epochs: 1}}
 """

@@ -168,8 +168,8 @@ def test_wait_leaves_groups_idle_until_a_result_comes():
     text = fn_spec(12, function="stateful", options="{epochs: 4}",
                    strategy="{name: hyperband, options: {min_budget: 1, max_budget: 4, eta: 2, "
                             "max_brackets: 1}}")
-    text = text.replace("objective: {type: function", "objective: {type: function, min_epochs: 1, "
-                        "epochs: 4")
+    text = text.replace("objective: {type: function", "objective: {type: function, "
+                        "fidelity: {min: 1, max: 4, integer: true}")
     drive(text, store, groups=6)
     recs = records(store)
     assert len(recs) == 12

@@ -174,7 +174,7 @@ def test_function_objective_durations_from_train_seconds(tmp_path):
 
 
 def test_function_objective_duration_in_seconds_per_full_budget():
-    spec = parse_spec(function_spec("epochs: 9\n  min_epochs: 1\n  duration: {seconds: 90}",
+    spec = parse_spec(function_spec("fidelity: {min: 1, max: 9, integer: true}\n  duration: {seconds: 90}",
                                     strategy="{name: asha}", budget="{max_trials: 30}"))
     res = simulate_run(spec, 4, max_trials=30, store="memory", charge_cpu=False)
     by_id = {t.trial_id: t for t in res.trials}

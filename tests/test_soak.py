@@ -47,7 +47,7 @@ def spec_text(out_dir: str, strategy: str, seed: int, target: Optional[float] = 
 space: {{builtin: chain, options: {{kind: mlp, max_layers: 3}}}}
 strategy: {STRATEGIES[strategy]}
 objective: {{type: function, function: "{OBJECTIVE}", python_path: ["{TESTS}"],
-             min_epochs: 1, epochs: 3, options: {{epoch_seconds: 0.4, epochs: 2}}}}
+             fidelity: {{min: 1, max: 3, integer: true}}, options: {{epoch_seconds: 0.4, epochs: 2}}}}
 budget: {{max_trials: {TRIALS}{'' if target is None else f', target: {target}'}}}
 checkpoint: {{every_seconds: 0.5, every_epochs: 1}}
 resources: {{max_attempts: 10}}

@@ -1,7 +1,7 @@
 """One suite for every registered strategy (in the spirit of Optuna's BasicSamplerTestCase)."""
 import pytest
 import torch
-from strategy_harness import Driver, build, json_roundtrip, spaces
+from strategy_harness import MF_FIDELITIES, Driver, build, json_roundtrip, spaces
 
 from nasrun.space import Categorical, SearchSpace
 from nasrun.strategies import STRATEGIES, WAIT
@@ -34,8 +34,8 @@ def test_configs_valid_with_async_out_of_order_tells_and_failures(name, space_na
         if s.resume_from is not None:
             assert dict(by_id[s.resume_from].config) == dict(s.config)
             assert s.budget > by_id[s.resume_from].budget
-        if strategy.multi_fidelity:
-            assert 1.0 - 1e-9 <= s.budget <= 9.0 + 1e-9
+        if strategy.multi_fidelity:  # rungs 1, 2, 9: on the declared fidelities (1, 2, 5, 9)
+            assert s.budget in MF_FIDELITIES.values and s.budget != 5.0
         else:
             assert s.budget is None
 

@@ -36,7 +36,8 @@ def test_evolution_random_first_then_children_of_tournament_winner_oldest_leaves
 
 
 def test_hyperband_brackets_wait_and_promote_the_best():
-    hb = make_strategy("hyperband", NB201, seed=0, min_budget=1.0, max_budget=9.0, eta=3.0)
+    hb = make_strategy("hyperband", NB201, seed=0, min_budget=1.0, max_budget=9.0, eta=3.0,
+                       max_brackets=1)
     rung0 = [hb.ask() for _ in range(9)]
     assert {s.budget for s in rung0} == {1.0} and hb.ask() is WAIT
     for i, s in enumerate(rung0):
@@ -126,7 +127,7 @@ def test_optimize_api_on_a_user_space_with_failures():
 
     for strategy in ("evolution", "asha"):
         trials = optimize(objective, space, strategy=strategy, n_trials=40, seed=1,
-                          metric="loss", mode="max")
+                          metric="loss", mode="max", objective={"fidelity": {"min": 1, "max": 9}})
         assert len(trials) == 40
         assert any(not t.outcome.ok and "out of memory" in t.outcome.error for t in trials)
         best = best_trial(trials, "loss", "max")

@@ -135,7 +135,7 @@ BAD = [
     ("bohb-min-bandwidth-0", bohb(min_bandwidth=0.0), "strategy.options.min_bandwidth", "(0"),
     ("hyperband-eta-huge", strat("hyperband", eta=1e9), "strategy.options.eta", "(1, 1000]"),
     ("hyperband-brackets-huge", strat("hyperband", max_brackets=10 ** 7),
-     "strategy.options.max_brackets", "[1, 1e+06]"),
+     "strategy.options.max_brackets", "[0, 1e+06]"),
     ("evolution-population-huge", strat("evolution", population_size=10 ** 9),
      "strategy.options.population_size", "[1, 1e+06]"),
     ("rl-bins-1", strat("rl", bins=1), "strategy.options.bins", "[2, 1024]"),

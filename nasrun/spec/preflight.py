@@ -26,7 +26,7 @@ STRATEGY_BOUNDS = {
     "min_budget": (0.0, 1e6, False, True),
     "max_budget": (0.0, 1e6, False, True),
     "eta": (1.0, 1000.0, False, True),
-    "max_brackets": (1, 1_000_000, True, True),  # opened lazily; one per idle group at scale
+    "max_brackets": (0, 1_000_000, True, True),  # 0: no limit (one per idle group)
     "random_fraction": (0.0, 1.0, True, True),
     "top_n_percent": (0.0, 100.0, False, True),
     "min_points_in_model": (0, 1_000_000, True, True),

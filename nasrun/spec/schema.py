@@ -5,14 +5,18 @@ See ``configs/`` for commented examples and ``nasrun init`` for a starter spec.
 from __future__ import annotations
 
 import heapq
+import math
 import os
 from dataclasses import dataclass
-from typing import Any, Dict, List, Literal, Mapping, Optional
+from typing import TYPE_CHECKING, Any, Dict, List, Literal, Mapping, Optional
 
 from ..space import BUILTIN_OPTIONS, SearchSpace, builtin_params, param_from_dict
 from ..space.builtin import option_problem
 from .fields import Ctx, build, check_name, describe, field, join, shorten, suggest
 from .slurm import SlurmSpec
+
+if TYPE_CHECKING:  # importing nasrun.strategies imports torch: only where strategies are built
+    from ..strategies.fidelity import Fidelities
 
 NAME_PATTERN = r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}"
 INT64_MIN, INT64_MAX = -2 ** 63, 2 ** 63 - 1  # integer parameters and choices are stored as int64
@@ -312,6 +316,53 @@ class DurationSpec:
 
 
 @dataclass(frozen=True)
+class FidelitySpec:
+    """``objective.fidelity`` of a function objective: the budgets its function reads
+    (``context.budget``) and at which its result can differ, for multi-fidelity strategies:
+    every number from ``min`` to ``max``, every integer there (``integer: true``), or only
+    ``values`` (``min``/``max``, when given too, must be their lowest and highest)."""
+
+    min: Optional[float] = field(None, gt=0.0)
+    max: Optional[float] = field(None, gt=0.0)
+    values: List[float] = field([])
+    integer: bool = False
+
+    def _check(self, path: str, ctx: Ctx, data: Mapping[str, Any]) -> None:
+        for i, v in enumerate(self.values):
+            if not v > 0:
+                raise ctx.error(f"expected a number > 0, got {shorten(v)}", join(path, f"values[{i}]"),
+                                data, "values")
+        if self.values:
+            if self.integer:
+                raise ctx.error("'integer' describes a min-max range; 'values' already lists every "
+                                "fidelity (give one or the other)", join(path, "integer"), data, "integer")
+            for key, want in (("min", min(self.values)), ("max", max(self.values))):
+                got = getattr(self, key)
+                if got is not None and got != want:
+                    raise ctx.error(f"{got:g} is not the {'lowest' if key == 'min' else 'highest'} of "
+                                    f"'values' ({want:g}); expected {want:g}, or leave '{key}' out",
+                                    join(path, key), data, key)
+                object.__setattr__(self, key, want)  # min and max are always the range's ends
+            return
+        if self.min is None or self.max is None:
+            raise ctx.error("expected 'min' and 'max' (the lowest and highest budget), or 'values' "
+                            "(every budget)", path, data)
+        if self.min > self.max:
+            raise ctx.error(f"min ({self.min:g}) exceeds max ({self.max:g})", join(path, "min"), data,
+                            "min")
+        if self.integer and math.ceil(self.min) > self.max:
+            raise ctx.error(f"no integer lies between min ({self.min:g}) and max ({self.max:g})",
+                            join(path, "integer"), data, "integer")
+
+    def fidelities(self) -> Fidelities:
+        from ..strategies.fidelity import Fidelities
+        if self.values:
+            return Fidelities.of(min(self.values), max(self.values), self.values)
+        assert self.min is not None and self.max is not None  # checked by _check
+        return Fidelities.of(self.min, self.max, integer=self.integer)
+
+
+@dataclass(frozen=True)
 class ObjectiveSpec:
     type: Literal["train", "table", "function"] = "train"
     # One objective: metric/mode. Several: objectives (metric/mode are then the first one's).
@@ -336,6 +387,7 @@ class ObjectiveSpec:
     options: Dict[str, Any] = field({})
     duration: Optional[DurationSpec] = None  # simulated training time (nasrun simulate)
     deterministic: bool = False  # same configuration and budget, same result (strategy.dedupe)
+    fidelity: Optional[FidelitySpec] = None  # the budgets a multi-fidelity strategy may give it
 
     def __post_init__(self):
         if self.objectives:  # metric/mode always name the first (main) objective
@@ -366,6 +418,11 @@ class ObjectiveSpec:
             raise ctx.error("training is not deterministic; to never train a configuration twice "
                             "anyway, set 'strategy.dedupe: true'", join(path, "deterministic"),
                             data, "deterministic")
+        if self.fidelity is not None and self.type != "function":
+            declared = (f"every integer epoch from min_epochs ({self.min_epochs}) to epochs ({self.epochs})"
+                        if self.type == "train" else "12 and 200 epochs")
+            raise ctx.error(f"only a function objective declares its fidelities; a {self.type} objective's "
+                            f"are {declared} (remove 'fidelity')", join(path, "fidelity"), data, "fidelity")
         if self.type == "function" and not self.function:
             raise ctx.error("an objective of type function needs 'function: module:function'",
                             join(path, "function"), data)
@@ -553,30 +610,64 @@ class Spec:
             raise ctx.error("a stopper needs per-epoch metrics; a table objective reports only final "
                             "ones (use a train or function objective)", "strategy.stopper",
                             data.get("strategy"), "stopper")
+        if cls.multi_fidelity:
+            self._check_fidelity(ctx, data)
         if not cls.requires:  # a strategy that needs more than numpy is built when a run starts
             try:
                 self.make_strategy()
             except (ValueError, TypeError) as e:
                 raise ctx.error(str(e), "strategy.options", data.get("strategy"), "options") from None
 
+    def _check_fidelity(self, ctx: Ctx, data: Mapping[str, Any]) -> None:
+        """A multi-fidelity strategy needs an objective that declares its fidelities, and budgets
+        within them."""
+        name = self.strategy.name
+        fid = self.fidelities()
+        if fid is None:
+            raw = data.get("objective") or {}
+            hint = (" (objective.min_epochs and epochs are the train objective's epochs, not a "
+                    "function's budgets)" if "min_epochs" in raw or "epochs" in raw else "")
+            raise ctx.error(f"strategy {name!r} gives each trial a budget (multi-fidelity), but the "
+                            f"function objective declares no fidelities{hint}; expected "
+                            "'fidelity: {min: LOW, max: HIGH}' or 'fidelity: {values: [...]}' (the "
+                            "budgets the function reads as context.budget), or a single-fidelity "
+                            "strategy",
+                            "objective.fidelity", raw, "type")
+        opts = data.get("strategy", {}).get("options") or {}
+        for key in ("min_budget", "max_budget"):
+            v = self.strategy.options.get(key)
+            if v is not None and not fid.low <= float(v) <= fid.high:
+                raise ctx.error(f"{float(v):g} is outside the fidelities the objective declares "
+                                f"({fid.describe()}); expected a budget from {fid.low:g} to {fid.high:g}",
+                                f"strategy.options.{key}", opts, key)
+
     # -- derived objects -------------------------------------------------------------------
     def make_space(self) -> SearchSpace:
         return self.space.build()
+
+    def fidelities(self) -> Optional[Fidelities]:
+        """The budgets at which the objective's result can differ: the table's 12 and 200 epochs,
+        a train objective's every integer epoch from min_epochs to epochs, a function objective's
+        ``fidelity`` (None when it declares none)."""
+        from ..strategies.fidelity import Fidelities
+        o = self.objective
+        if o.type == "table":
+            return Fidelities.of(12.0, 200.0, (12.0, 200.0))
+        if o.type == "train":
+            return Fidelities.of(o.min_epochs, o.epochs, integer=True)
+        return o.fidelity.fidelities() if o.fidelity is not None else None
 
     def strategy_options(self) -> Dict[str, Any]:
         """The strategy's options, with budgets filled in from the objective for multi-fidelity."""
         from ..strategies.registry import DECLARED
         cls = DECLARED[self.strategy.name]
         opts = dict(self.strategy.options)
-        if cls.multi_fidelity:
-            if self.objective.type == "table":
-                lo, hi = 12.0, 200.0
-            else:
-                lo, hi = float(self.objective.min_epochs), float(self.objective.epochs)
+        fid = self.fidelities()
+        if getattr(cls, "multi_fidelity", False) and fid is not None:
             if "min_budget" in cls.options:
-                opts.setdefault("min_budget", type(cls.options["min_budget"])(lo))
+                opts.setdefault("min_budget", type(cls.options["min_budget"])(fid.low))
             if "max_budget" in cls.options:
-                opts.setdefault("max_budget", type(cls.options["max_budget"])(hi))
+                opts.setdefault("max_budget", type(cls.options["max_budget"])(fid.high))
         return opts
 
     def objective_terms(self):
@@ -587,11 +678,13 @@ class Spec:
         return objs, [Constraint(c.metric, c.min, c.max) for c in o.constraints]
 
     def make_strategy(self):
-        from ..strategies.registry import make_strategy
-        extra = {}
+        from ..strategies.registry import DECLARED, make_strategy
+        extra: Dict[str, Any] = {}
         objs, cons = self.objective_terms()
         if len(objs) > 1 or cons:
             extra = {"objectives": objs, "constraints": cons, "scalarize": self.objective.scalarize}
+        if DECLARED[self.strategy.name].multi_fidelity:
+            extra["fidelities"] = self.fidelities()
         strategy = make_strategy(self.strategy.name, self.make_space(), seed=self.experiment.seed,
                                  metric=self.objective.metric, mode=self.objective.mode,
                                  **extra, **self.strategy_options())

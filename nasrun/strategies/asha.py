@@ -1,8 +1,11 @@
 """ASHA, asynchronous successive halving (Li et al., MLSys 2020).
 
-Rungs ``k = 0..s_max`` with budgets ``fidelity.rung_budgets`` (the top rung is ``max_budget``).
+Rungs ``k = 0..s_max`` with budgets ``fidelity.rung_budgets`` (from ``min_budget`` to
+``max_budget`` in factors of ``eta``, on the fidelities the objective declares).
 On each ask, from the top rung down, a finished trial of rung ``k`` that is among the best
-``floor(n_k / eta)`` of the ``n_k`` trials told on that rung, and not yet promoted, is promoted:
+``floor(n_k / eta**m_k)`` of the ``n_k`` trials told on that rung (``m_k = 1`` unless rungs that
+landed on the same fidelity were dropped: ``fidelity.promotion_steps``), and not yet promoted,
+is promoted:
 a NEW trial with ``resume_from`` = that trial and the budget of rung ``k + 1``. Otherwise a new
 random configuration starts on rung 0. It never waits and never finishes. Failed trials do not
 count in their rung.
@@ -11,11 +14,11 @@ from __future__ import annotations
 
 import bisect
 import math
-from typing import Any, Dict, List, Mapping, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 
+from ..space import SearchSpace
 from .base import Strategy
-from .fidelity import check_fidelity, rung_budgets
-
+from .fidelity import Fidelities, check_fidelity, promotion_steps, rung_budgets
 
 STATE_WINDOW = 10
 
@@ -24,11 +27,16 @@ class ASHA(Strategy):
     options = {"min_budget": 1.0, "max_budget": 81.0, "eta": 3.0}
     multi_fidelity = True
 
-    def __init__(self, space, seed=0, metric="valid_accuracy", mode="max", **options):
+    def __init__(self, space: SearchSpace, seed: int = 0, metric: str = "valid_accuracy",
+                 mode: str = "max", fidelities: Optional[Fidelities] = None, **options: Any):
+        """``fidelities``: the budgets the objective declares (None: any budget)."""
         super().__init__(space, seed, metric, mode, **options)
         check_fidelity(self.opts)
-        self.budgets = rung_budgets(self.opts["min_budget"], self.opts["max_budget"],
-                                    self.opts["eta"])
+        ladder = (self.opts["min_budget"], self.opts["max_budget"], self.opts["eta"], fidelities)
+        self.budgets: List[float] = rung_budgets(*ladder)
+        # per rung but the top: promotions keep the best eta**-steps (steps > 1 where the ladder's
+        # rungs landed on one fidelity: their identical rankings are not trained again)
+        self.keep: List[float] = [float(self.opts["eta"]) ** -m for m in promotion_steps(*ladder)]
         # per rung, told trials best first: {"trial_id", "config", "score", "promoted"}
         self.rungs: List[List[Dict[str, Any]]] = [[] for _ in self.budgets]
         self._index()
@@ -46,7 +54,7 @@ class ASHA(Strategy):
             [(-r["score"], r["trial_id"]) for r in rung if not r["promoted"]] for rung in self.rungs]
 
     def _top(self, k: int) -> int:
-        return int(math.floor(len(self.rungs[k]) / float(self.opts["eta"]) + 1e-9))
+        return int(math.floor(len(self.rungs[k]) * self.keep[k] + 1e-9))
 
     def _promotable(self, k: int):
         """The best entry of rung ``k`` not promoted yet, if it is within the rung's top 1/eta."""

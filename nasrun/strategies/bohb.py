@@ -5,7 +5,7 @@ Every told result is recorded with its budget. A new configuration is random wit
 otherwise it is proposed by :func:`kde_model.propose` from the observations of the largest
 budget that has enough of them: good = best ``top_n_percent`` %, bad = the rest, each with at
 least ``min_points_in_model`` points (0 means d + 1). Failed trials are not observations.
-Like HpBandSter, idle workers start further brackets (``max_brackets``, default 4) rather than
+Like HpBandSter, idle workers start further brackets (``max_brackets``, 0: no limit) rather than
 wait for a rung to complete. Unlike HpBandSter, the model never proposes a configuration this
 strategy has already started (in a discrete space such as NAS-Bench-201 it otherwise proposes
 the same few over and over); when every candidate was seen it falls back to a random one.
@@ -21,7 +21,7 @@ from .kde_model import config_key, propose
 
 
 class BOHB(Hyperband):
-    options = {**Hyperband.options, "max_brackets": 4, "random_fraction": 1 / 3,
+    options = {**Hyperband.options, "random_fraction": 1 / 3,
                "top_n_percent": 15.0,
                "min_points_in_model": 0, "num_samples": 64, "bandwidth_factor": 3.0,
                "min_bandwidth": 1e-3}

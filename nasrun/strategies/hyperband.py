@@ -1,15 +1,22 @@
 """Hyperband (Li et al., JMLR 2018): successive halving over brackets of budgets.
 
-Budgets run from ``min_budget`` to ``max_budget`` in factors of ``eta`` (``fidelity.rung_budgets``).
-Bracket ``s`` (``s = s_max, ..., 0``, then again from ``s_max``: the schedule loops forever and
-the runtime's budget ends the run) starts ``n = ceil((s_max+1)/(s+1) * eta**s)`` configurations
-at budget ``max_budget * eta**-s``; when every trial of a rung has been told, the best
+Budgets run from ``min_budget`` to ``max_budget`` in factors of ``eta``, on the fidelities the
+objective declares (``fidelity.rung_budgets``: rungs ``0 .. s_max``). Bracket ``s`` (``s = s_max,
+..., 0``, then again from ``s_max``: the schedule loops forever and the runtime's budget ends the
+run) starts ``n = ceil((s_max+1)/(s+1) * eta**s)`` configurations at rung ``s_max - s``
+(:meth:`Hyperband.schedule`); when every trial of a rung has been told, the best
 ``floor(n_i / eta)`` go on to the next rung as NEW trials with ``resume_from`` = the lower-rung
-trial and the higher budget. Failed trials are never promoted (no information).
+trial and the higher budget (a rung that landed on the fidelity of the one below is skipped: its
+ranking would be the same, so its promotion is made without training). Failed trials are never
+promoted (no information).
 
-Synchronous: while the open bracket's rung is incomplete, ``ask()`` returns ``WAIT``. With
-``max_brackets > 1`` an otherwise idle worker starts the next bracket instead (as HpBandSter
-does), up to that many brackets open at once.
+Synchronous within a bracket: while a bracket's rung is incomplete it has nothing to hand out.
+An otherwise idle worker then starts the next bracket (as HpBandSter does), so several brackets
+run in parallel: with the default ``max_brackets: 0`` as many as the idle workers ask for (never
+more than the trials in flight: a bracket opens only when every open one is waiting on a
+result); with ``max_brackets: N`` at most N are open and ``ask()`` otherwise returns ``WAIT``
+(``1``: one bracket at a time, the paper's sequential schedule, which leaves most of several
+workers idle).
 
 Subclasses choose new configurations by overriding :meth:`Hyperband._sample` (BOHB) and see
 every result through :meth:`Hyperband._observe`.
@@ -17,24 +24,30 @@ every result through :meth:`Hyperband._observe`.
 from __future__ import annotations
 
 import math
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 
+from ..space import SearchSpace
 from .base import WAIT, Strategy
-from .fidelity import check_fidelity, rung_budgets, s_max
+from .fidelity import Fidelities, check_fidelity, rung_budgets, snapped_ladder
 
 
 class Hyperband(Strategy):
-    options = {"min_budget": 1.0, "max_budget": 81.0, "eta": 3.0, "max_brackets": 1}
+    options = {"min_budget": 1.0, "max_budget": 81.0, "eta": 3.0, "max_brackets": 0}
     multi_fidelity = True
 
-    def __init__(self, space, seed=0, metric="valid_accuracy", mode="max", **options):
+    def __init__(self, space: SearchSpace, seed: int = 0, metric: str = "valid_accuracy",
+                 mode: str = "max", fidelities: Optional[Fidelities] = None, **options: Any):
+        """``fidelities``: the budgets the objective declares (None: any budget)."""
         super().__init__(space, seed, metric, mode, **options)
         check_fidelity(self.opts)
-        if int(self.opts["max_brackets"]) < 1:
-            raise ValueError("max_brackets must be at least 1")
-        self.budgets = rung_budgets(self.opts["min_budget"], self.opts["max_budget"],
-                                    self.opts["eta"])
-        self.s_max = s_max(self.opts["min_budget"], self.opts["max_budget"], self.opts["eta"])
+        if int(self.opts["max_brackets"]) < 0:
+            raise ValueError("max_brackets must be at least 0 (0: no limit)")
+        ladder = (self.opts["min_budget"], self.opts["max_budget"], self.opts["eta"], fidelities)
+        self.budgets: List[float] = rung_budgets(*ladder)  # the distinct rungs
+        # the brackets follow the ladder; rungs that landed on the fidelity of the rung below are
+        # skipped (their ranking would be the same): the promotion goes on to the next budget
+        self.ladder: List[float] = snapped_ladder(*ladder)
+        self.s_max = len(self.ladder) - 1
         self.brackets: List[Dict[str, Any]] = []  # open brackets, oldest first
         self.iteration = 0  # brackets opened so far
 
@@ -46,19 +59,33 @@ class Hyperband(Strategy):
         pass
 
     # -- the schedule ----------------------------------------------------------------------
-    def _open(self) -> Dict[str, Any]:
+    def _sizes(self, s: int) -> List[int]:
+        """Trials per rung of bracket ``s``, from its first rung (``s_max - s``) to the top."""
         eta = float(self.opts["eta"])
-        s = self.s_max - self.iteration % (self.s_max + 1)
         n0 = int(math.ceil((self.s_max + 1) / (s + 1) * eta ** s))
-        sizes = [max(1, int(math.floor(n0 * eta ** -i + 1e-9))) for i in range(s + 1)]
+        return [max(1, int(math.floor(n0 * eta ** -i + 1e-9))) for i in range(s + 1)]
+
+    def schedule(self) -> List[List[Tuple[int, float]]]:
+        """Each bracket's rungs as (trials, budget), in the order brackets open (``s_max`` first),
+        without the skipped rungs."""
+        out = []
+        for s in range(self.s_max, -1, -1):
+            rungs = list(zip(self._sizes(s), self.ladder[self.s_max - s:]))
+            out.append([r for i, r in enumerate(rungs) if i == 0 or r[1] > rungs[i - 1][1]])
+        return out
+
+    def _open(self) -> Dict[str, Any]:
+        s = self.s_max - self.iteration % (self.s_max + 1)
+        sizes = self._sizes(s)
+        n0 = sizes[0]
         br = {"id": self.iteration, "s": s, "sizes": sizes, "rung": 0, "to_sample": n0,
               "queue": [], "outstanding": 0, "results": []}
         self.iteration += 1
         self.brackets.append(br)
         return br
 
-    def _budget(self, br: Mapping[str, Any]) -> float:
-        return self.budgets[self.s_max - br["s"] + br["rung"]]
+    def _budget(self, br: Mapping[str, Any], rung: Optional[int] = None) -> float:
+        return self.ladder[self.s_max - br["s"] + (br["rung"] if rung is None else rung)]
 
     def _next(self, br: Dict[str, Any]):
         info = {"bracket": br["id"], "rung": br["rung"]}
@@ -78,7 +105,8 @@ class Hyperband(Strategy):
             s = self._next(br)
             if s is not None:
                 return s
-        if len(self.brackets) < int(self.opts["max_brackets"]):
+        limit = int(self.opts["max_brackets"])
+        if limit == 0 or len(self.brackets) < limit:
             return self._next(self._open())
         return WAIT
 
@@ -99,6 +127,8 @@ class Hyperband(Strategy):
     def _promote(self, br: Dict[str, Any]) -> None:
         ranked = sorted(br["results"], key=lambda r: (-r["score"], r["trial_id"]))
         nxt = br["rung"] + 1
+        while nxt < len(br["sizes"]) and self._budget(br, nxt) <= self._budget(br):
+            nxt += 1  # the same fidelity: the same ranking, promoted on without training
         k = min(br["sizes"][nxt], len(ranked)) if nxt < len(br["sizes"]) else 0
         if k == 0:
             self.brackets.remove(br)

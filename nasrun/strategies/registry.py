@@ -35,7 +35,7 @@ class Declaration:
         return cls
 
 
-HYPERBAND_OPTIONS: Dict[str, Any] = {"min_budget": 1.0, "max_budget": 81.0, "eta": 3.0, "max_brackets": 1}
+HYPERBAND_OPTIONS: Dict[str, Any] = {"min_budget": 1.0, "max_budget": 81.0, "eta": 3.0, "max_brackets": 0}
 
 DECLARED: Dict[str, Declaration] = {
     "random": Declaration("random_search", "RandomSearch", multi_objective=True),
@@ -49,7 +49,7 @@ DECLARED: Dict[str, Declaration] = {
     "asha": Declaration("asha", "ASHA", {"min_budget": 1.0, "max_budget": 81.0, "eta": 3.0},
                         multi_fidelity=True),
     "bohb": Declaration("bohb", "BOHB",
-                        {**HYPERBAND_OPTIONS, "max_brackets": 4, "random_fraction": 1 / 3,
+                        {**HYPERBAND_OPTIONS, "random_fraction": 1 / 3,
                          "top_n_percent": 15.0, "min_points_in_model": 0, "num_samples": 64,
                          "bandwidth_factor": 3.0, "min_bandwidth": 1e-3}, multi_fidelity=True),
 }
