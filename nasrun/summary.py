@@ -49,7 +49,7 @@ def _rungs(spec: Spec) -> List[str]:
     from .strategies import STRATEGIES
     if not STRATEGIES[spec.strategy.name].multi_fidelity:
         return []
-    strategy = spec.make_strategy()
+    strategy = spec.make_strategy(dedupe=False)
     from .strategies.fidelity import promotion_steps
     fid = spec.fidelities()
     o = strategy.opts

@@ -51,14 +51,14 @@ objective: {{type: train, min_epochs: {min_epochs}, epochs: {epochs}}}
 def test_table_rungs_are_12_and_200(name):
     """min 12 / max 200 / eta 3 used to give 22.2, 66.7, 200: both lower rungs read the 12-epoch
     column. Now the rungs start at 12 and land on the table's two fidelities."""
-    s = nb201_spec(name, objective_path=NB201).make_strategy()
+    s = nb201_spec(name, objective_path=NB201).make_strategy(dedupe=False)
     assert s.budgets == [12.0, 200.0]
     first = s.ask()
     assert first.budget == 12.0
 
 
 def test_hyperband_brackets_on_the_table():
-    hb = nb201_spec("hyperband", objective_path=NB201).make_strategy()
+    hb = nb201_spec("hyperband", objective_path=NB201).make_strategy(dedupe=False)
     assert hb.ladder == [12.0, 12.0, 200.0]  # min 12 x 3 = 36 lands on 12
     assert hb.schedule() == [[(9, 12.0), (1, 200.0)], [(5, 12.0), (1, 200.0)], [(3, 200.0)]]
 
@@ -111,7 +111,7 @@ def done(s, v):
 def test_a_skipped_rung_is_promoted_without_training():
     """On the table the ladder 12, 36, 200 is 12, 12, 200: the 36-epoch rung would re-rank the
     same 12-epoch values, so the best 1/9 (not 1/3) of rung 12 go straight to 200."""
-    asha = nb201_spec("asha", objective_path=NB201).make_strategy()
+    asha = nb201_spec("asha", objective_path=NB201).make_strategy(dedupe=False)
     base = [asha.ask() for _ in range(9)]
     for i, s in enumerate(base[:8]):
         asha.tell(done(s, i))
@@ -119,7 +119,7 @@ def test_a_skipped_rung_is_promoted_without_training():
     asha.tell(done(base[8], 100))
     top = asha.ask()
     assert (top.budget, top.resume_from) == (200.0, base[8].trial_id)
-    hb = nb201_spec("hyperband", {"max_brackets": 1}, objective_path=NB201).make_strategy()
+    hb = nb201_spec("hyperband", {"max_brackets": 1}, objective_path=NB201).make_strategy(dedupe=False)
     rung0 = [hb.ask() for _ in range(9)]
     assert {s.budget for s in rung0} == {12.0} and hb.ask() is WAIT
     for i, s in enumerate(rung0):

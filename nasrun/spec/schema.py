@@ -677,7 +677,9 @@ class Spec:
         objs = [Objective(t.metric, t.mode, t.weight) for t in o.objectives] or [Objective(o.metric, o.mode)]
         return objs, [Constraint(c.metric, c.min, c.max) for c in o.constraints]
 
-    def make_strategy(self):
+    def make_strategy(self, dedupe: Optional[bool] = None) -> Any:
+        """The spec's strategy, wrapped to skip duplicates where :meth:`dedupe` says (``dedupe``
+        overrides that: False gives the bare strategy, e.g. to read its rungs)."""
         from ..strategies.registry import DECLARED, make_strategy
         extra: Dict[str, Any] = {}
         objs, cons = self.objective_terms()
@@ -688,7 +690,7 @@ class Spec:
         strategy = make_strategy(self.strategy.name, self.make_space(), seed=self.experiment.seed,
                                  metric=self.objective.metric, mode=self.objective.mode,
                                  **extra, **self.strategy_options())
-        if not self.dedupe():
+        if not (self.dedupe() if dedupe is None else dedupe):
             return strategy
         from ..space.builtin import canonical_key
         from ..strategies.dedupe import Dedupe
