@@ -5,9 +5,13 @@ from .asha import ASHA
 from .base import FINISHED, WAIT, Strategy
 from .bohb import BOHB
 from .evolution import RegularizedEvolution
+from .gp import GaussianProcessBO
 from .hyperband import Hyperband
+from .local_search import LocalSearch
 from .random_search import RandomSearch
 from .rl_controller import RLController
+from .smac import SMAC
+from .tpe import TPE
 
 STRATEGIES: Dict[str, Type[Strategy]] = {
     "random": RandomSearch,
@@ -16,6 +20,10 @@ STRATEGIES: Dict[str, Type[Strategy]] = {
     "hyperband": Hyperband,
     "asha": ASHA,
     "bohb": BOHB,
+    "gp": GaussianProcessBO,
+    "smac": SMAC,
+    "tpe": TPE,
+    "local_search": LocalSearch,
 }
 
 

@@ -16,7 +16,6 @@ from typing import Any, Dict, List, Mapping, Tuple
 from .base import Strategy
 from .fidelity import check_fidelity, rung_budgets
 
-
 STATE_WINDOW = 10
 
 
