@@ -4,12 +4,12 @@ The surrogate is a random forest (scikit-learn's, with SMAC's settings: ``n_tree
 bootstrap samples, 5/6 of the features per split, at least 3 points per leaf) on the model's
 window of scores as normal quantiles of their ranks; inputs are the space's vector encoding
 with -1 for an inactive parameter (a tree splits conditionals apart by itself). The predictive
-mean and variance are those across the trees. The next configuration maximises expected improvement over random
-candidates plus local search from the ``local_starts`` best observed configurations (SMAC's
-local search around the incumbents); a ``random_fraction`` of asks are random configurations
-(SMAC's interleaving). The forest is refit every ``refit_every`` observations; pending
-configurations are never proposed again (the random candidates and interleaving keep parallel
-asks apart).
+mean and variance are those across the trees. The next configuration maximises expected
+improvement over random candidates plus local search from the ``local_starts`` best observed
+configurations (SMAC's local search around the incumbents); a ``random_fraction`` of asks are
+random configurations (SMAC's interleaving). The forest is refit every ``refit_every``
+observations; pending configurations are never proposed again (the random candidates and the
+interleaving keep parallel asks apart).
 
 Exact on resume: the state holds the observations, the observation count of the last fit and the
 forest's seed (drawn from the strategy's RNG); the forest is rebuilt from them, never pickled.
