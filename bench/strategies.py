@@ -241,6 +241,7 @@ def function_tables(results: Mapping[Tuple[str, str], List[Dict[str, Any]]],
         rows.append(row)
         cells.append(cell)
     seeds = len(results[("branin", "random")])
+    chain_seeds = len(results[("chain", "random")])
     text = [table(f"Simple regret after {n_evals} evaluations, mean (median) over {seeds} seeds, 1 group",
                   ["method", "Branin regret", "random / method", "Hartmann-6 regret",
                    "random / method"], cells)]
@@ -260,7 +261,7 @@ def function_tables(results: Mapping[Tuple[str, str], List[Dict[str, Any]]],
         rows.append(row)
         ccells.append(cell)
     text.append(table(f"Chain space (configs/cifar10-chain.yaml) with the synthetic proxy, 1 group, "
-                      f"{seeds} seeds "
+                      f"{chain_seeds} seeds "
                       f"(random's mean after {chain_evals}: {target:.2f})",
                       ["method"] + [f"best @{n}" for n in points] + ["evals to random's final"], ccells))
     return text, rows
@@ -271,6 +272,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
     ap.add_argument("--seeds", type=int, default=30)
     ap.add_argument("--evals", type=int, default=500, help="NAS-Bench-201 evaluations per run")
     ap.add_argument("--groups", default="1,8")
+    ap.add_argument("--function-seeds", type=int, default=30, help="seeds for Branin and Hartmann-6")
     ap.add_argument("--function-evals", type=int, default=50)
     ap.add_argument("--chain-evals", type=int, default=150)
     ap.add_argument("--sizes", default="100,1000,5000", help="observations for the ask+tell cost")
@@ -282,6 +284,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
     args = ap.parse_args(argv)
     if args.quick:
         args.seeds, args.evals, args.function_evals, args.chain_evals = 2, 30, 12, 12
+        args.function_seeds = 2
         args.sizes = "20,40"
     groups = [int(g) for g in args.groups.split(",")]
     sizes = [int(s) for s in args.sizes.split(",")]
@@ -290,16 +293,21 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
     for m in METHODS:
         for g in groups:
             tasks += [("nb201", m, s, g, args.evals) for s in range(args.seeds)]
-    for name, n in (("branin", args.function_evals), ("hartmann6", args.function_evals),
-                    ("chain", args.chain_evals)):
+    for name, n, seeds in (("branin", args.function_evals, args.function_seeds),
+                           ("hartmann6", args.function_evals, args.function_seeds),
+                           ("chain", args.chain_evals, args.seeds)):
         for m in SINGLE:
-            tasks += [("function", name, m, s, n) for s in range(args.seeds)]
+            tasks += [("function", name, m, s, n) for s in range(seeds)]
     timed = 5 if args.quick else 20
     tasks += [("cost", m, n, timed) for m in ["random", "evolution"] + NEW for n in sizes]
     tasks.sort(key=lambda t: (t[0] == "function", HEAVY.get(t[1] if t[0] != "function" else t[2], 9)))
     t0 = time.perf_counter()
     with get_context("fork").Pool(args.procs) as pool:
-        done = list(pool.imap_unordered(_task, tasks, chunksize=1))
+        done = []
+        for d in pool.imap_unordered(_task, tasks, chunksize=1):
+            done.append(d)
+            if len(done) % 50 == 0:
+                print(f"{len(done)}/{len(tasks)} runs, {time.perf_counter() - t0:.0f} s", file=sys.stderr)
     wall = time.perf_counter() - t0
     nb: Dict[Tuple[str, int], List[Dict[str, Any]]] = {}
     fn: Dict[Tuple[str, str], List[Dict[str, Any]]] = {}
