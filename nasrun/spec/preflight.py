@@ -43,6 +43,16 @@ STRATEGY_BOUNDS = {
     "baseline_decay": (0.0, 1.0, True, True),
     "entropy_weight": (0.0, 100.0, True, True),
     "max_staleness": (0, 1_000_000, True, True),
+    # gp, smac, tpe, local_search: costs per ask grow with these (the GP's fit cubically)
+    "n_initial": (1, 1_000_000, True, True),
+    "window": (4, 100_000, True, True),
+    "fit_window": (4, 4096, True, True),
+    "refit_every": (1, 1_000_000, True, True),
+    "n_candidates": (1, 100_000, True, True),
+    "local_starts": (0, 1000, True, True),
+    "n_trees": (1, 1000, True, True),
+    "xi": (0.0, 10.0, True, True),
+    "numeric_steps": (1, 1000, True, True),
 }
 
 # hyperparameters the train objective reads from a configuration: (kind, low, high) or choices
