@@ -280,8 +280,11 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
     ap.add_argument("--quick", action="store_true", help="a tiny run for the smoke test")
     ap.add_argument("--fidelity-work", action="store_true",
                     help="also run bench/fidelity_work.py (work-matched multi-fidelity comparison)")
+    ap.add_argument("--sections", default="nb201,functions,cost",
+                    help="which parts to run (comma-separated): nb201, functions, cost")
     ap.add_argument("--json")
     args = ap.parse_args(argv)
+    sections = set(args.sections.split(","))
     if args.quick:
         args.seeds, args.evals, args.function_evals, args.chain_evals = 2, 30, 12, 12
         args.function_seeds = 2
@@ -290,16 +293,17 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
     sizes = [int(s) for s in args.sizes.split(",")]
     checkpoints = sorted({max(1, args.evals // 10), max(1, 3 * args.evals // 10), args.evals})
     tasks: List[Tuple[Any, ...]] = []
-    for m in METHODS:
+    for m in METHODS if "nb201" in sections else []:
         for g in groups:
             tasks += [("nb201", m, s, g, args.evals) for s in range(args.seeds)]
     for name, n, seeds in (("branin", args.function_evals, args.function_seeds),
                            ("hartmann6", args.function_evals, args.function_seeds),
                            ("chain", args.chain_evals, args.seeds)):
-        for m in SINGLE:
+        for m in SINGLE if "functions" in sections else []:
             tasks += [("function", name, m, s, n) for s in range(seeds)]
     timed = 5 if args.quick else 20
-    tasks += [("cost", m, n, timed) for m in ["random", "evolution"] + NEW for n in sizes]
+    if "cost" in sections:
+        tasks += [("cost", m, n, timed) for m in ["random", "evolution"] + NEW for n in sizes]
     tasks.sort(key=lambda t: (t[0] == "function", HEAVY.get(t[1] if t[0] != "function" else t[2], 9)))
     t0 = time.perf_counter()
     with get_context("fork").Pool(args.procs) as pool:
@@ -319,14 +323,15 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
             fn.setdefault((task[1], task[2]), []).append(res)
         else:
             cost[(task[1], task[2])] = res
-    nb_text, nb_rows = nb201_tables(nb, groups, checkpoints)
-    fn_text, fn_rows = function_tables(fn, args.function_evals, args.chain_evals)
+    nb_text, nb_rows = nb201_tables(nb, groups, checkpoints) if nb else ([], [])
+    fn_text, fn_rows = function_tables(fn, args.function_evals, args.chain_evals) if fn else ([], [])
     cost_rows = [{"method": m, **{str(n): cost[(m, n)] for n in sizes}}
-                 for m in ["random", "evolution"] + NEW]
-    cost_text = table(f"ask+tell µs per trial after N observations (NAS-Bench-201 space, mean of {timed})",
-                      ["method"] + [f"N = {n:,}" for n in sizes],
-                      [[r["method"]] + [f"{r[str(n)]:.0f}" for n in sizes] for r in cost_rows])
-    for text in nb_text + fn_text + [cost_text]:
+                 for m in ["random", "evolution"] + NEW] if cost else []
+    cost_text = [table(f"ask+tell µs per trial after N observations (NAS-Bench-201 space, mean of {timed})",
+                       ["method"] + [f"N = {n:,}" for n in sizes],
+                       [[r["method"]] + [f"{r[str(n)]:.0f}" for n in sizes] for r in cost_rows])
+                 ] if cost else []
+    for text in nb_text + fn_text + cost_text:
         print(text)
     load = os.getloadavg()
     print(f"wall time {wall:.0f} s with {args.procs} processes "
