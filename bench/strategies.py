@@ -194,7 +194,7 @@ def nb201_tables(results: Mapping[Tuple[str, int], List[Dict[str, Any]]], groups
     for g in groups:
         target = _stats([r["valid"][-1] for r in results[("random", g)]])[0]
         cells = []
-        for m in METHODS:
+        for m in [m for m in METHODS if (m, g) in results]:
             runs = results[(m, g)]
             reach, hit = _reach(runs, target)
             row: Dict[str, Any] = {"groups": g, "method": m, "random_final": target,
@@ -222,12 +222,13 @@ def function_tables(results: Mapping[Tuple[str, str], List[Dict[str, Any]]],
     rows: List[Dict[str, Any]] = []
     cells = []
     regret: Dict[Tuple[str, str], List[float]] = {}
+    single = [m for m in SINGLE if ("branin", m) in results]
     for name in ("branin", "hartmann6"):
         optimum = FUNCTIONS[name]()[2]
         assert optimum is not None
-        for m in SINGLE:
+        for m in single:
             regret[(name, m)] = [r["valid"][n_evals - 1] - optimum for r in results[(name, m)]]
-    for m in SINGLE:
+    for m in single:
         row: Dict[str, Any] = {"method": m}
         cell = [m]
         for name in ("branin", "hartmann6"):
@@ -245,11 +246,11 @@ def function_tables(results: Mapping[Tuple[str, str], List[Dict[str, Any]]],
     text = [table(f"Simple regret after {n_evals} evaluations, mean (median) over {seeds} seeds, 1 group",
                   ["method", "Branin regret", "random / method", "Hartmann-6 regret",
                    "random / method"], cells)]
-    chain = {m: results[("chain", m)] for m in SINGLE}
+    chain = {m: results[("chain", m)] for m in single}
     points = [chain_evals // 3, chain_evals]
     target = statistics.fmean(r["valid"][-1] for r in chain["random"])
     ccells = []
-    for m in SINGLE:
+    for m in single:
         reach, hit = _reach(chain[m], target)
         row = {"method": m, "chain_reach": reach, "chain_reached": hit}
         cell = [m]
@@ -280,11 +281,14 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
     ap.add_argument("--quick", action="store_true", help="a tiny run for the smoke test")
     ap.add_argument("--fidelity-work", action="store_true",
                     help="also run bench/fidelity_work.py (work-matched multi-fidelity comparison)")
+    ap.add_argument("--methods", default=",".join(METHODS), help="comma-separated (random is always run)")
     ap.add_argument("--sections", default="nb201,functions,cost",
                     help="which parts to run (comma-separated): nb201, functions, cost")
     ap.add_argument("--json")
     args = ap.parse_args(argv)
     sections = set(args.sections.split(","))
+    methods = [m for m in METHODS if m in set(args.methods.split(",")) | {"random"}]
+    single = [m for m in methods if m in SINGLE]
     if args.quick:
         args.seeds, args.evals, args.function_evals, args.chain_evals = 2, 30, 12, 12
         args.function_seeds = 2
@@ -293,17 +297,18 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
     sizes = [int(s) for s in args.sizes.split(",")]
     checkpoints = sorted({max(1, args.evals // 10), max(1, 3 * args.evals // 10), args.evals})
     tasks: List[Tuple[Any, ...]] = []
-    for m in METHODS if "nb201" in sections else []:
+    for m in methods if "nb201" in sections else []:
         for g in groups:
             tasks += [("nb201", m, s, g, args.evals) for s in range(args.seeds)]
     for name, n, seeds in (("branin", args.function_evals, args.function_seeds),
                            ("hartmann6", args.function_evals, args.function_seeds),
                            ("chain", args.chain_evals, args.seeds)):
-        for m in SINGLE if "functions" in sections else []:
+        for m in single if "functions" in sections else []:
             tasks += [("function", name, m, s, n) for s in range(seeds)]
     timed = 5 if args.quick else 20
     if "cost" in sections:
-        tasks += [("cost", m, n, timed) for m in ["random", "evolution"] + NEW for n in sizes]
+        tasks += [("cost", m, n, timed) for m in methods if m in ["random", "evolution"] + NEW
+                  for n in sizes]
     tasks.sort(key=lambda t: (t[0] == "function", HEAVY.get(t[1] if t[0] != "function" else t[2], 9)))
     t0 = time.perf_counter()
     with get_context("fork").Pool(args.procs) as pool:
@@ -326,7 +331,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
     nb_text, nb_rows = nb201_tables(nb, groups, checkpoints) if nb else ([], [])
     fn_text, fn_rows = function_tables(fn, args.function_evals, args.chain_evals) if fn else ([], [])
     cost_rows = [{"method": m, **{str(n): cost[(m, n)] for n in sizes}}
-                 for m in ["random", "evolution"] + NEW] if cost else []
+                 for m in ["random", "evolution"] + NEW if (m, sizes[0]) in cost]
     cost_text = [table(f"ask+tell µs per trial after N observations (NAS-Bench-201 space, mean of {timed})",
                        ["method"] + [f"N = {n:,}" for n in sizes],
                        [[r["method"]] + [f"{r[str(n)]:.0f}" for n in sizes] for r in cost_rows])

@@ -17,8 +17,8 @@ space:
     momentum: {type: float, low: 0.5, high: 0.99, when: {optimizer: sgd}}  # only for sgd
 
 strategy:
-  name: evolution            # random, evolution, rl, hyperband, asha, bohb
-  options: {population_size: 20, sample_size: 5}
+  name: local_search         # random, evolution, rl, hyperband, asha, bohb, gp, smac, tpe, local_search
+  options: {numeric_steps: 4}
 
 objective:
   type: train                # train, table (NAS-Bench-201 lookup) or function (module:function)
