@@ -56,7 +56,7 @@ def test_local_search_moves_on_first_improvement_and_restarts_at_a_local_optimum
     space = SearchSpace([Categorical("a", {}, (0, 1, 2, 3)), Categorical("b", {}, (0, 1, 2, 3))])
     value = {(a, b): float(a + b) for a in range(4) for b in range(4)}
     value[(0, 0)] = 10.0  # an isolated peak: every neighbour of it is worse
-    ls = make_strategy("local_search", space, seed=0, metric="score", mode="max")
+    ls = make_strategy("local_search", space, seed=0, metric="score", mode="max", n_initial=1)
     by_id = {}
     for _ in range(16):
         s = ls.ask()
@@ -71,6 +71,18 @@ def test_local_search_moves_on_first_improvement_and_restarts_at_a_local_optimum
             assert ls.centre["trial_id"] == s.trial_id  # the first improvement moves at once
     assert len({(s.config["a"], s.config["b"]) for s in by_id.values()}) == 16  # no repeats
     assert ls.restarts >= 1  # (0, 0) and the top corner are local optima
+
+
+def test_local_search_walks_from_the_best_of_its_random_start():
+    space = SearchSpace([Categorical(f"x{i}", {}, (0, 1, 2, 3)) for i in range(4)])
+    ls = make_strategy("local_search", space, seed=2, metric="score", mode="max", n_initial=6)
+    start = [ls.ask() for _ in range(6)]
+    assert all(s.info["origin"] == "random" for s in start)
+    for s in start:
+        ls.tell(Outcome(s.trial_id, "done", {"score": float(sum(s.config.values()))}))
+    best = max(start, key=lambda s: sum(s.config.values()))
+    walk = ls.ask()
+    assert walk.info == {"origin": "neighbour", "centre": best.trial_id}
 
 
 def test_local_search_finds_the_onemax_optimum_of_a_discrete_space():
