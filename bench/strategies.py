@@ -148,7 +148,7 @@ def ask_cost(method: str, n_obs: int, timed: int) -> float:
         step()
     if model_based:
         strategy.opts["random_fraction"] = STRATEGIES[method].options["random_fraction"]
-    t0 = time.perf_counter()
+    t0 = time.process_time()
     for _ in range(timed):
         step()
     return 1e6 * (time.process_time() - t0) / timed
@@ -333,7 +333,8 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
     fn_text, fn_rows = function_tables(fn, args.function_evals, args.chain_evals) if fn else ([], [])
     cost_rows = [{"method": m, **{str(n): cost[(m, n)] for n in sizes}}
                  for m in ["random", "evolution"] + NEW if (m, sizes[0]) in cost]
-    cost_text = [table(f"ask+tell CPU µs per trial after N observations (NAS-Bench-201 space, mean of {timed})",
+    cost_text = [table(f"ask+tell CPU µs per trial after N observations (NAS-Bench-201 space, mean of "
+                       f"{timed})",
                        ["method"] + [f"N = {n:,}" for n in sizes],
                        [[r["method"]] + [f"{r[str(n)]:.0f}" for n in sizes] for r in cost_rows])
                  ] if cost else []
