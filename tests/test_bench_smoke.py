@@ -95,3 +95,18 @@ def test_fidelity_work(tmp_path):
     assert rows[(1, 3, "random")]["trials"] == 3  # one group: 3 full evaluations' epochs are 3 trials
     assert rows[(1, 6, "asha")]["trials"] > 6  # the same work on more, shorter trials
     assert "asha >= random at every budget" in out
+
+
+def test_strategies(tmp_path):
+    data, out = bench(tmp_path, "strategies.py", "--quick", "--procs", "2", timeout=600)
+    methods = {"random", "evolution", "rl", "hyperband", "asha", "bohb", "gp", "smac", "tpe", "local_search"}
+    assert data["checkpoints"] == [3, 9, 30]
+    assert {(r["method"], r["groups"]) for r in data["nb201"]} == {(m, g) for m in methods for g in (1, 8)}
+    for r in data["nb201"]:
+        assert r["seeds"] == 2 and r["ask_tell_us"] > 0 and 0 <= r["reached"] <= 2
+        assert 10.0 < r["valid_30"][0] <= 100.0  # every method has a full-budget result by 30
+    fn = {r["method"]: r for r in data["functions"] if "branin_regret" in r}
+    assert set(fn) == methods - {"hyperband", "asha", "bohb"}
+    assert all(r["branin_regret"] >= 0 and r["hartmann6_regret"] >= 0 for r in fn.values())
+    assert [set(r) - {"method"} for r in data["ask_tell_us"]] == [{"20", "40"}] * 6
+    assert "Branin" in out and "Chain space" in out and "wall time" in out

@@ -45,6 +45,16 @@ STRATEGY_BOUNDS = {
     "max_staleness": (0, 1_000_000, True, True),
     "temperature": (0.0, 1000.0, False, True),
     "tanh_constant": (0.0, 100.0, True, True),  # 0: no logit clipping
+    # gp, smac, tpe, local_search: costs per ask grow with these (the GP's fit cubically)
+    "n_initial": (1, 1_000_000, True, True),
+    "window": (4, 100_000, True, True),
+    "fit_window": (4, 4096, True, True),
+    "refit_every": (1, 1_000_000, True, True),
+    "n_candidates": (1, 100_000, True, True),
+    "local_starts": (0, 1000, True, True),
+    "n_trees": (1, 1000, True, True),
+    "xi": (0.0, 10.0, True, True),
+    "numeric_steps": (1, 1000, True, True),
 }
 
 # hyperparameters the train objective reads from a configuration: (kind, low, high) or choices

@@ -1,4 +1,5 @@
-"""BOHB's TPE-like model: product-kernel density estimates of good and bad configurations.
+"""The TPE model (BOHB's and the standalone ``tpe`` strategy's): product-kernel density
+estimates of good and bad configurations.
 
 Works on ``space.to_vector`` encodings ([0, 1] per parameter, NaN when inactive):
 
@@ -112,18 +113,22 @@ def split_good_bad(X: np.ndarray, y: np.ndarray, top_n_percent: float, min_point
 
 def propose(space: SearchSpace, X: np.ndarray, y: np.ndarray, rng: np.random.Generator,
             top_n_percent: float, min_points: int, num_samples: int, bandwidth_factor: float,
-            min_bandwidth: float, seen: Container[str] = ()) -> Optional[Dict[str, Any]]:
+            min_bandwidth: float, seen: Container[str] = (),
+            pending: Optional[np.ndarray] = None) -> Optional[Dict[str, Any]]:
     """The candidate configuration with the best good/bad density ratio, or None.
 
     None when there are too few observations for a model, or when every candidate is in
     ``seen`` (keys from :func:`config_key`: in a discrete space the model would otherwise
-    propose the same few configurations over and over).
+    propose the same few configurations over and over). ``pending`` (encoded configurations
+    still running) join the bad points: a constant liar, as Optuna's TPE does, so that
+    asynchronous asks do not crowd around the same good points.
     """
     split = split_good_bad(X, y, top_n_percent, min_points)
     if split is None:
         return None
     cats = categories(space)
-    good, bad = KDE(split[0], cats, min_bandwidth), KDE(split[1], cats, min_bandwidth)
+    bad_X = split[1] if pending is None or not len(pending) else np.vstack([split[1], pending])
+    good, bad = KDE(split[0], cats, min_bandwidth), KDE(bad_X, cats, min_bandwidth)
     configs: List[Dict[str, Any]] = []
     for _ in range(num_samples):
         i = int(rng.integers(len(good.X)))

@@ -1,0 +1,78 @@
+"""Gaussian-process Bayesian optimisation (Spearmint: Snoek, Larochelle & Adams, NeurIPS 2012).
+
+The surrogate (:mod:`nasrun.strategies.gaussian_process`) is a GP with a Matérn-5/2 kernel, one
+length scale per parameter (ARD), a categorical (overlap) distance for categorical parameters
+and inactive parameters treated as a value of their own (the space's vector encoding), on the
+scores of the model's window as normal quantiles of their ranks (:func:`model_based.
+gaussian_ranks`) (see :mod:`nasrun.strategies.model_based`). Integers
+are scored only at their own values: every candidate is a configuration of the space.
+
+Hyperparameters maximise the log marginal likelihood (L-BFGS-B with the analytic gradient, from
+the previous ones, at most 50 iterations) on the best and latest ``fit_window`` observations,
+every ``refit_every`` observations; in between the GP is conditioned on the new data with the
+same hyperparameters. Pending trials are handled with a constant liar: each counts as an
+observation of the worst score in the window, so that asynchronous asks spread out instead of
+piling onto one optimum. The next configuration maximises expected improvement (``xi`` on the
+standardised scale) over random candidates refined by local search from the best of them and
+the incumbents.
+
+Exact on resume: the state holds the observations, the hyperparameters and the observation count
+at their fit; the GP itself is rebuilt from them at each ask (never pickled).
+"""
+from __future__ import annotations
+
+from typing import Any, Dict, List, Mapping, Optional
+
+import numpy as np
+
+from ..space import SearchSpace
+from .acquisition import expected_improvement, maximize
+from .gaussian_process import GP, default_theta, fit_hyperparameters
+from .kde_model import categories, stack
+from .model_based import Config, ModelBased, gaussian_ranks
+
+
+class GaussianProcessBO(ModelBased):
+    options = {**ModelBased.options, "refit_every": 5, "fit_window": 128, "xi": 0.01,
+               "n_candidates": 64, "local_starts": 3}
+
+    def __init__(self, space: SearchSpace, seed: int = 0, metric: str = "valid_accuracy",
+                 mode: str = "max", **options: Any):
+        super().__init__(space, seed, metric, mode, **options)
+        if int(self.opts["refit_every"]) < 1 or int(self.opts["fit_window"]) < 4:
+            raise ValueError("refit_every must be at least 1 and fit_window at least 4")
+        self.cats = categories(space)
+        self.theta: Optional[np.ndarray] = None  # log hyperparameters of the last fit
+        self.theta_n = 0  # observations at that fit
+
+    def _propose(self) -> Optional[Config]:
+        if self.theta is None or len(self.y) >= self.theta_n + int(self.opts["refit_every"]):
+            Xf, yf = self.window(size=int(self.opts["fit_window"]))
+            start = default_theta(len(self.space)) if self.theta is None else self.theta
+            self.theta = fit_hyperparameters(Xf, gaussian_ranks(yf), self.cats, start)
+            self.theta_n = len(self.y)
+        X, y = self.window()
+        z = gaussian_ranks(y)
+        best = float(np.max(z))
+        P = self.pending_vectors()
+        if len(P):  # constant liar: pending trials as the worst score seen
+            X = np.vstack([X, P])
+            z = np.concatenate([z, np.full(len(P), float(np.min(z)))])
+        gp = GP(X, z, self.cats, self.theta)
+        xi = float(self.opts["xi"])
+
+        def acquisition(configs: List[Config]) -> np.ndarray:
+            mean, std = gp.predict(stack([self.space.to_vector(c) for c in configs]))
+            return expected_improvement(mean, std, best, xi)
+
+        return maximize(acquisition, self.space, self.rng, self.incumbents(3), self.seen,
+                        n_random=int(self.opts["n_candidates"]),
+                        n_starts=int(self.opts["local_starts"]))
+
+    def _model_state(self) -> Dict[str, Any]:
+        return {"theta": None if self.theta is None else self.theta.copy(), "theta_n": self.theta_n}
+
+    def _load_model_state(self, state: Mapping[str, Any]) -> None:
+        theta = state["theta"]
+        self.theta = None if theta is None else np.array(theta, dtype=float)
+        self.theta_n = int(state["theta_n"])

@@ -1,0 +1,183 @@
+"""Behaviour of the model-based strategies (gp, smac, tpe) and local search beyond the shared suite."""
+import math
+
+import numpy as np
+import pytest
+from strategy_harness import spaces
+
+from nasrun.space import Categorical, Float, SearchSpace
+from nasrun.strategies import make_strategy
+from nasrun.strategies.acquisition import expected_improvement, maximize, neighbours
+from nasrun.strategies.gaussian_process import GP, differences, fit_hyperparameters, neg_log_likelihood
+from nasrun.strategies.kde_model import config_key
+from nasrun.strategies.model_based import gaussian_ranks
+from nasrun.trial import Outcome
+
+SPACES = spaces()
+MODEL_BASED = ["gp", "smac", "tpe"]
+
+
+def run(strategy, f, n):
+    """Sequential ask/tell of ``f`` (maximised); the best value after each evaluation."""
+    best, out = -math.inf, []
+    for _ in range(n):
+        s = strategy.ask()
+        v = f(s.config)
+        best = max(best, v)
+        out.append(best)
+        strategy.tell(Outcome(s.trial_id, "done", {"score": v}))
+    return out
+
+
+def test_neighbours_of_an_nb201_cell_are_the_24_single_edge_edits():
+    space = SPACES["nb201"]
+    rng = np.random.default_rng(0)
+    config = space.sample(rng)
+    found = neighbours(space, config, rng)
+    assert len(found) == 6 * 4 == len({config_key(c) for c in found})
+    for c in found:
+        assert space.problems(c) == []
+        assert sum(c[k] != config[k] for k in config) == 1
+
+
+def test_neighbours_repair_conditions_and_step_numbers():
+    space = SPACES["hpo"]
+    rng = np.random.default_rng(1)
+    config = space.complete({"optimizer": "sgd", "layers": 2}, rng)
+    found = neighbours(space, config, rng)
+    assert all(space.problems(c) == [] for c in found)
+    adam = [c for c in found if c["optimizer"] == "adam"]
+    assert len(adam) == 1 and "beta2" in adam[0] and "momentum" not in adam[0]
+    assert {c["layers"] for c in found if c["layers"] != 2} == {1, 3, 4, 5}  # small int: every value
+    assert any("activation" in c for c in found)  # layers 3..5 activates a child
+
+
+def test_local_search_moves_on_first_improvement_and_restarts_at_a_local_optimum():
+    space = SearchSpace([Categorical("a", {}, (0, 1, 2, 3)), Categorical("b", {}, (0, 1, 2, 3))])
+    value = {(a, b): float(a + b) for a in range(4) for b in range(4)}
+    value[(0, 0)] = 10.0  # an isolated peak: every neighbour of it is worse
+    ls = make_strategy("local_search", space, seed=0, metric="score", mode="max", n_initial=1)
+    by_id = {}
+    for _ in range(16):
+        s = ls.ask()
+        by_id[s.trial_id] = s
+        before = None if ls.centre is None else dict(ls.centre)
+        if s.info["origin"] == "neighbour":  # one edit away from the centre of the time
+            centre = by_id[s.info["centre"]].config
+            assert sum(centre[k] != s.config[k] for k in centre) == 1
+        v = value[(s.config["a"], s.config["b"])]
+        ls.tell(Outcome(s.trial_id, "done", {"score": v}))
+        if before is not None and v > before["score"]:
+            assert ls.centre["trial_id"] == s.trial_id  # the first improvement moves at once
+    assert len({(s.config["a"], s.config["b"]) for s in by_id.values()}) == 16  # no repeats
+    assert ls.restarts >= 1  # (0, 0) and the top corner are local optima
+
+
+def test_local_search_walks_from_the_best_of_its_random_start():
+    space = SearchSpace([Categorical(f"x{i}", {}, (0, 1, 2, 3)) for i in range(4)])
+    ls = make_strategy("local_search", space, seed=2, metric="score", mode="max", n_initial=6)
+    start = [ls.ask() for _ in range(6)]
+    assert all(s.info["origin"] == "random" for s in start)
+    for s in start:
+        ls.tell(Outcome(s.trial_id, "done", {"score": float(sum(s.config.values()))}))
+    best = max(start, key=lambda s: sum(s.config.values()))
+    walk = ls.ask()
+    assert walk.info == {"origin": "neighbour", "centre": best.trial_id}
+
+
+def test_local_search_finds_the_onemax_optimum_of_a_discrete_space():
+    space = SearchSpace([Categorical(f"x{i}", {}, (0, 1, 2, 3)) for i in range(6)])
+    ls = make_strategy("local_search", space, seed=3, metric="score", mode="max")
+    best = run(ls, lambda c: float(sum(c.values())), 6 * 3 * 6)
+    assert best[-1] == 18.0
+
+
+@pytest.mark.parametrize("name", MODEL_BASED + ["local_search"])
+def test_pending_configurations_are_never_proposed_again(name):
+    space = SPACES["nb201"]
+    strategy = make_strategy(name, space, seed=0, metric="score", mode="max", **(
+        {"n_initial": 5} if name != "local_search" else {}))
+    first = [strategy.ask() for _ in range(8)]
+    for s in first:
+        strategy.tell(Outcome(s.trial_id, "done", {"score": float(s.trial_id)}))
+    asked = [strategy.ask() for _ in range(30)]  # all outstanding at once
+    keys = [config_key(s.config) for s in first + asked]
+    assert len(set(keys)) == len(keys)
+
+
+def test_window_keeps_the_best_and_the_latest():
+    space = SPACES["nb201"]
+    tpe = make_strategy("tpe", space, seed=0, metric="score", mode="max", window=10)
+    rng = np.random.default_rng(0)
+    for i in range(40):
+        tpe.X.append(space.to_vector(space.sample(rng)))
+        tpe.y.append(float((i * 7) % 40))
+    X, y = tpe.window()
+    assert len(X) == len(y) == 10
+    assert set(y[:]) >= {39.0, 38.0, 37.0, 36.0, 35.0}  # the best 5
+    latest = [float((i * 7) % 40) for i in range(35, 40)]
+    assert all(v in list(y) for v in latest)
+
+
+def test_gp_likelihood_gradient_matches_finite_differences():
+    rng = np.random.default_rng(0)
+    X = rng.random((15, 4))
+    X[rng.random((15, 4)) < 0.2] = np.nan
+    cats = np.array([3, 0, 5, 0])
+    z = rng.normal(size=15)
+    D2 = differences(X, X, cats) ** 2
+    theta = np.array([0.1, -0.3, 0.4, 0.0, 0.2, np.log(1e-2)])
+    _, grad = neg_log_likelihood(theta, D2, z)
+    eps = 1e-6
+    numeric = [(neg_log_likelihood(theta + eps * e, D2, z)[0] - neg_log_likelihood(theta - eps * e, D2, z)[0])
+               / (2 * eps) for e in np.eye(len(theta))]
+    assert np.allclose(grad, numeric, rtol=1e-4, atol=1e-5)
+
+
+def test_gp_categorical_kernel_sees_choices_not_their_codes():
+    """Choices 0 and 2 are as far apart as 0 and 1; a fitted GP interpolates its data."""
+    cats = np.array([3])
+    X = np.array([[1 / 6], [3 / 6], [5 / 6]])
+    d = differences(X, X, cats)[..., 0]
+    assert d[0, 1] == d[0, 2] == 1.0 and d[0, 0] == 0.0
+    z = np.array([-1.0, 1.0, 0.0])
+    theta = fit_hyperparameters(X, z, cats, np.array([0.0, 0.0, np.log(1e-3)]))
+    mean, std = GP(X, z, cats, theta).predict(X)
+    assert np.allclose(mean, z, atol=0.05) and np.all(std < 0.3)
+
+
+def test_expected_improvement_prefers_mean_then_uncertainty():
+    ei = expected_improvement(np.array([0.0, 1.0, 0.0]), np.array([0.1, 0.1, 1.0]), best=0.5)
+    assert ei[1] > ei[2] > ei[0] > 0
+
+
+def test_maximize_climbs_to_the_acquisition_optimum_and_skips_seen():
+    space = SearchSpace([Categorical(f"x{i}", {}, tuple(range(5))) for i in range(5)])
+    rng = np.random.default_rng(0)
+
+    def acq(configs):
+        return np.array([-sum((c[f"x{i}"] - 3) ** 2 for i in range(5)) for c in configs], dtype=float)
+    optimum = {f"x{i}": 3 for i in range(5)}
+    assert maximize(acq, space, rng, [], set(), n_random=8, n_starts=2, max_steps=10) == optimum
+    other = maximize(acq, space, rng, [], {config_key(optimum)}, n_random=8, n_starts=2, max_steps=10)
+    assert other != optimum and acq([other])[0] == -1.0
+
+
+def test_gaussian_ranks_are_monotone_and_tie_aware():
+    z = gaussian_ranks(np.array([10.0, 90.0, 91.0, 90.0]))
+    assert z[0] < z[1] == z[3] < z[2]
+    assert abs(float(np.mean(z))) < 1e-12
+
+
+@pytest.mark.parametrize("name", MODEL_BASED)
+def test_model_based_beats_random_on_branin(name):
+    """Mean best after 30 evaluations over 3 seeds: each model beats random search."""
+    space = SearchSpace([Float("x1", {}, -5.0, 10.0), Float("x2", {}, 0.0, 15.0)])
+
+    def neg_branin(c):
+        x1, x2 = c["x1"], c["x2"]
+        return -((x2 - 5.1 / (4 * math.pi ** 2) * x1 ** 2 + 5 / math.pi * x1 - 6) ** 2
+                 + 10 * (1 - 1 / (8 * math.pi)) * math.cos(x1) + 10)
+    regret = {m: np.mean([-run(make_strategy(m, space, seed=s, metric="score", mode="max"), neg_branin,
+                               30)[-1] - 0.397887 for s in range(3)]) for m in ("random", name)}
+    assert regret[name] < regret["random"] / 2, regret
