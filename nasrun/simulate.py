@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 from .errors import UserInputError
-from .store.base import TrialRecord
+from .store.base import Store, TrialRecord
 from .view import ExperimentView, budget_level
 
 
@@ -115,8 +115,9 @@ class SimResult:
         done = [r for r in self.trials if r.end is not None and r.end <= t]
         view = self.view
         pick = view.best(done) if view is not None else None
-        value = pick.outcome.value(view.metric) if pick is not None and view is not None else None
-        test = pick.outcome.metrics.get(self.test_metric) if pick is not None else None
+        outcome = pick.outcome if pick is not None else None  # view.best picks a finished trial
+        value = outcome.value(view.metric) if outcome is not None and view is not None else None
+        test = outcome.metrics.get(self.test_metric) if outcome is not None else None
         busy = sum(max(0.0, min(r.end, t) - r.start) for r in self.trials
                    if r.start is not None and r.end is not None)
         return {"time": t, "trials": len(done), "pick": None if pick is None else pick.trial_id,
@@ -209,8 +210,9 @@ def with_changes(spec, strategy: Optional[str] = None, options: Optional[Mapping
                  seed: Optional[int] = None, budget: Optional[Mapping[str, Any]] = None,
                  output_dir: Optional[str] = None):
     """A copy of a validated spec with another strategy / seed / budget / directory (validated)."""
-    from .spec import dump_spec, parse_spec
     import yaml
+
+    from .spec import dump_spec, parse_spec
     data = yaml.safe_load(dump_spec(spec))
     if strategy is not None:
         data["strategy"] = {"name": strategy, "options": dict(options or {})}
@@ -252,7 +254,12 @@ def simulate_run(spec, groups: int = 8, budget_seconds: Optional[float] = None,
         directory = tmp.name
     try:
         spec, text = with_changes(spec, budget=budget, output_dir=directory or spec.experiment.directory)
-        st = open_store(directory) if store == "hdf5" else MemoryStore()
+        st: Store
+        if store == "hdf5":
+            assert directory is not None  # a temporary one when none was given
+            st = open_store(directory)
+        else:
+            st = MemoryStore()
         import torch
         runner = TrialRunner(spec, make_objective(spec), LocalBackend(), torch.device("cpu"),
                              st.states, wall_time_limit=False)
@@ -265,7 +272,12 @@ def simulate_run(spec, groups: int = 8, budget_seconds: Optional[float] = None,
                 return time_scale * base_duration(outcome, s, wall)
         transport = LocalTransport(runner, groups, clock, duration, spec.resources.trial_time_limit)
         out = Driver(spec, text, st, transport, None, echo=lambda line: None, progress=False).run()
-        loaded = open_store(directory).load() if store == "hdf5" else st.load()
+        if store == "hdf5":
+            assert directory is not None
+            loaded = open_store(directory).load()
+        else:
+            loaded = st.load()
+        assert loaded is not None  # the run has just saved the experiment
         records = sorted(loaded.state.finished_records(), key=lambda r: (r.end, r.tell_seq))
     finally:
         if tmp is not None:

@@ -10,8 +10,8 @@ from typing import Any, Dict, List, Optional
 
 import click
 
-from .base import experiment_at, user_errors
 from ..errors import UserInputError
+from .base import experiment_at, user_errors
 
 
 def _summary(exp) -> List[str]:

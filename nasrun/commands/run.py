@@ -54,6 +54,7 @@ def _everywhere(comm, text: Optional[str], error: Optional[NasrunError]) -> str:
         return msg[0]
     if error is not None:
         raise error
+    assert text is not None  # rank 0 has the text whenever there is no error
     return text
 
 

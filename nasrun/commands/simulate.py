@@ -9,8 +9,8 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import click
 
-from .base import user_errors
 from ..errors import UserInputError
+from .base import user_errors
 
 
 def parse_compare(text: str) -> Tuple[str, Dict[str, Any]]:

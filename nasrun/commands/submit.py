@@ -7,8 +7,8 @@ from typing import Optional, Tuple
 
 import click
 
-from .base import user_errors
 from ..errors import UserInputError
+from .base import user_errors
 
 
 def prepare(spec_path: str, template: Optional[str] = None, python: Optional[str] = None) -> Tuple:
@@ -53,7 +53,8 @@ def experiment_dir(target: str) -> str:
 
 @click.command()
 @click.argument("spec", type=click.Path(dir_okay=False))
-@click.option("--dry-run", is_flag=True, help="Print the batch script and the sbatch command; submit nothing.")
+@click.option("--dry-run", is_flag=True,
+              help="Print the batch script and the sbatch command; submit nothing.")
 @click.option("--template", type=click.Path(dir_okay=False), default=None,
               help="Your own batch script template (default: slurm.template, or the one shipped with "
                    "nasrun: `nasrun submit --dry-run` shows it).")
@@ -109,9 +110,11 @@ def jobs(target: str) -> None:
     for j in cj:
         code = "-" if j.exit_code is None else str(j.exit_code)
         extra = " (checkpointed on signal)" if j.signalled and j.exit_code == 75 else ""
-        state = states.get(j.job_id, "unknown to SLURM now" if "not available" not in source else "not available")
+        state = states.get(j.job_id,
+                           "unknown to SLURM now" if "not available" not in source else "not available")
         note = f"  [{j.note}]" if j.note else ""
-        click.echo(f"{j.job_id:>10}  {j.resubmit:>8}  {j.submitted or '-':20}  {code:>4}  {state}{extra}{note}")
+        click.echo(f"{j.job_id:>10}  {j.resubmit:>8}  {j.submitted or '-':20}  {code:>4}  "
+                   f"{state}{extra}{note}")
     if chain.is_cancelled(exp):
         click.echo("the chain is cancelled (nasrun cancel); nasrun submit starts a new one")
 

@@ -52,7 +52,7 @@ def list_experiments(root: str = RUNS) -> List[Tuple[str, str, Optional[int], Op
         dirs = sorted(os.path.join(root, n) for n in os.listdir(root))
     except OSError:
         return []
-    rows = []
+    rows: List[Tuple[str, str, Optional[int], Optional[float]]] = []
     for d in dirs:
         if not os.path.isdir(d) or not holds_experiment(d):
             continue

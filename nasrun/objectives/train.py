@@ -7,10 +7,10 @@ from dataclasses import replace
 import torch
 
 from ..errors import UserInputError
-from ..trial import DONE, Outcome
 from ..train.datasets import load_dataset
 from ..train.models import build_model
 from ..train.trainer import TrialFailed, recipe_for, train_trial
+from ..trial import DONE, Outcome
 from . import Objective, TrialContext, TrialResult
 
 
@@ -40,6 +40,7 @@ class TrainObjective(Objective):
         except Exception as e:  # noqa: BLE001
             err = "".join(traceback.format_exception(type(e), e, e.__traceback__))
         agree_setup(ctx, err)
+        assert model is not None and data is not None  # agree_setup raised when a rank's setup failed
         res = train_trial(s, model, data, recipe, ctx.backend, ctx.device, ctx.comm, ctx.state,
                           ctx.control, ctx.keep_state)
         state = res.state

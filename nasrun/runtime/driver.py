@@ -36,14 +36,14 @@ import signal
 import sys
 import threading
 import time
-from typing import Any, Callable, Deque, Dict, List, Optional, Set, Tuple
+from typing import Any, Callable, DefaultDict, Deque, Dict, List, Optional, Set, Tuple
 
 import numpy as np
 
 from .. import __version__
 from ..errors import CheckpointError, NasrunError, Resumable, RunFailed, UserInputError
 from ..store import events as ev
-from ..store.base import DONE, RUNNING, Loaded, Store, TrialRecord
+from ..store.base import Loaded, Store, TrialRecord
 from ..store.replay import calls_after, restore_strategy
 from ..trial import FAILED, FINISHED, WAIT, Outcome, Suggestion
 from ..view import ExperimentView
@@ -89,7 +89,7 @@ class Driver:
         self.work = 0.0  # epochs trained by finished trials (budget.max_epochs)
         self.reserved: Dict[int, float] = {}  # epochs the trials in flight will train
         self.parents: Dict[int, int] = {}  # live trial -> the finished trial it continues
-        self.cpu = collections.Counter()  # seconds of rank-0 work by kind
+        self.cpu: DefaultDict[str, float] = collections.defaultdict(float)  # seconds of rank-0 work by kind
         self.commits = 0
         self.dispatched = 0
         self.elapsed_before = 0.0
@@ -130,7 +130,9 @@ class Driver:
                                   f"({type(e).__name__}: {str(e)[:200]})") from None
         top = self.view.top_of_state(st, 1)
         if top:
-            self.best = (self.view.key(top[0]), top[0])
+            key = self.view.key(top[0])
+            assert key is not None  # top_of_state holds scored finished trials only
+            self.best = (key, top[0])
         finished_with_state = {tid for tid in st.refs if tid not in st.live}
         if self.strategy.multi_fidelity:
             self.budget_of = self._reached_of_table(st)
@@ -282,7 +284,7 @@ class Driver:
         if getattr(b, "max_epochs", None) is not None and self.work >= b.max_epochs:
             return f"max_epochs ({b.max_epochs:g}) reached"
         if b.target is not None and self.best is not None:
-            v = self.best[1].outcome.value(self.metric)
+            v = self._best_value()
             if v is not None and ((v >= b.target) if self.mode == "max" else (v <= b.target)):
                 return f"target {self.metric} {b.target:g} reached by trial {self.best[1].trial_id}"
         return None
@@ -344,8 +346,7 @@ class Driver:
                 self._finish(rec.group if rec.group is not None else -1, o, None, "")
 
     def _progress(self):
-        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                                   TimeElapsedColumn)
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
         b = self.spec.budget
         prog = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                         TimeElapsedColumn(), disable=not self.progress_enabled, transient=True)
@@ -458,7 +459,7 @@ class Driver:
             self.echo(f"nasrun: {len(self.retired)} hung group(s); ending the job with MPI_Abort")
             self.t.abort(1)
         best = self.best[1] if self.best else None
-        bv = best.outcome.value(self.metric) if best else None
+        bv = self._best_value()
         self._print(f"finished ({reason}): {self.finished_count()} trials, {self.store.state.failed} "
                     f"failed, best {self.metric} {bv if bv is None else f'{bv:.4f}'}"
                     f"{f' (trial {best.trial_id})' if best else ''}, {self.elapsed():.1f}s, "
@@ -629,11 +630,20 @@ class Driver:
                 self._drop(ref)
         self.keep = [(kk, tid) for kk, tid in self.keep if tid in st.refs]
 
+    def _best_value(self) -> Optional[float]:
+        """The main metric of the best trial so far (None before there is one)."""
+        if self.best is None:
+            return None
+        o = self.best[1].outcome
+        assert o is not None  # only a scored finished trial becomes the best
+        return o.value(self.metric)
+
     def _report(self, rec: TrialRecord, group: int, dur: float, note: str) -> None:
         o = rec.outcome
+        assert o is not None  # reported once the trial is finished
         mt = self.spec.budget.max_trials
         count = f"[{self.finished_count()}/{mt}] " if mt else f"[{self.finished_count()}] "
-        bv = self.best[1].outcome.value(self.metric) if self.best else None
+        bv = self._best_value()
         bs = "-" if bv is None else f"{bv:.4f}"
         extra = f" | stopped after epoch {o.stopped_at}" if o.stopped_at is not None else ""
         if o.ok:
@@ -744,5 +754,7 @@ def peak_rss_mb() -> float:
 
 def _numpy_rng() -> list:
     # the 624-word key stays an array: the store writes it as a dataset, not as JSON numbers
-    name, keys, pos, has_gauss, cached = np.random.get_state()
+    state = np.random.get_state()
+    assert isinstance(state, tuple)  # legacy=True (the default): the tuple form
+    name, keys, pos, has_gauss, cached = state
     return [name, keys.copy(), int(pos), int(has_gauss), float(cached)]

@@ -35,7 +35,7 @@ import sys
 import threading
 import time
 import traceback
-from typing import Any, Callable, Dict, List, Optional, Set, Tuple
+from typing import Any, Callable, Dict, List, NoReturn, Optional, Set, Tuple
 
 from ..objectives import Objective, TrialContext
 from ..store.base import ModelState, StateRef
@@ -96,7 +96,7 @@ def prepare_error_text(error: BaseException) -> str:
     return one_line(text, PREPARE_ERROR_CHARS)
 
 
-def fail_preparing(world: Any, group: Optional[int], error: BaseException, patience: float) -> None:
+def fail_preparing(world: Any, group: Optional[int], error: BaseException, patience: float) -> NoReturn:
     """A worker rank could not set up (objective import, data set, device, backend): tell rank 0,
     which logs it, commits and ends the job with exit 2 (MPI_Abort); if rank 0 has not ended it
     after ``patience`` seconds, end it from here. Never returns."""
@@ -108,6 +108,7 @@ def fail_preparing(world: Any, group: Optional[int], error: BaseException, patie
     print(f"nasrun: error: worker rank {msg.rank} could not prepare: {msg.error}; rank 0 did not "
           "end the job: ending it", file=sys.stderr, flush=True)
     world.Abort(2)
+    raise SystemExit(2)  # not reached: MPI_Abort ends the process
 
 
 def parse_injections(text: Optional[str]) -> Dict[int, Dict[str, Any]]:
@@ -132,13 +133,13 @@ def prepare_delay(group: Optional[int]) -> float:
 class Hooks:
     """How a running trial reaches rank 0 (set by the transport, used on the group's leader)."""
 
-    flush_requested: Callable[[], bool] = staticmethod(lambda: False)  # type: ignore[assignment]
-    checkpointed: Callable[[StateRef], None] = staticmethod(lambda ref: None)  # type: ignore[assignment]
+    flush_requested: Callable[[], bool] = staticmethod(lambda: False)
+    checkpointed: Callable[[StateRef], None] = staticmethod(lambda ref: None)
     # (trial id, epoch, curve so far) -> True to stop now (in-process groups decide at once)
-    progress: Callable[[int, int, Tuple[Dict[str, float], ...]], bool] = staticmethod(  # type: ignore[assignment]
+    progress: Callable[[int, int, Tuple[Dict[str, float], ...]], bool] = staticmethod(
         lambda tid, epoch, curve: False)
     # (trial id) -> whether a stop for this trial has come (polled, never waits)
-    stop_requested: Callable[[int], bool] = staticmethod(lambda tid: False)  # type: ignore[assignment]
+    stop_requested: Callable[[int], bool] = staticmethod(lambda tid: False)
 
 
 class TrialRunner:
@@ -208,8 +209,8 @@ class TrialRunner:
 
         control = Control()
         if leader:
-            control.flush_requested = flush_requested  # type: ignore[assignment]
-            control.poll = poll  # type: ignore[assignment]
+            control.flush_requested = flush_requested
+            control.poll = poll
             control.save_state = save_state
         control.inject = self.inject.get(s.trial_id, {})
         control.every_epochs = self.spec.checkpoint.every_epochs
@@ -405,10 +406,10 @@ def worker_loop(world: Any, role, runner: TrialRunner, orphan_timeout: float = 6
                         stop_for.add(d.trial_id)
                 return tid in stop_for
 
-            hooks.flush_requested = flush_requested  # type: ignore[assignment]
-            hooks.checkpointed = checkpointed  # type: ignore[assignment]
-            hooks.progress = progress  # type: ignore[assignment]
-            hooks.stop_requested = stop_requested  # type: ignore[assignment]
+            hooks.flush_requested = flush_requested
+            hooks.checkpointed = checkpointed
+            hooks.progress = progress
+            hooks.stop_requested = stop_requested
         msg = runner.run(task, hooks)
         watch.contact()
         if leader and msg is not None:

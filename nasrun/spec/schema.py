@@ -8,7 +8,7 @@ import heapq
 import math
 import os
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Dict, List, Literal, Mapping, Optional
+from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Literal, Mapping, Optional, Tuple
 
 from ..space import BUILTIN_OPTIONS, SearchSpace, builtin_params, param_from_dict
 from ..space.builtin import option_problem
@@ -16,18 +16,19 @@ from .fields import Ctx, build, check_name, describe, field, join, shorten, sugg
 from .slurm import SlurmSpec
 
 if TYPE_CHECKING:  # importing nasrun.strategies imports torch: only where strategies are built
+    from ..multiobjective import Constraint, Objective
     from ..strategies.fidelity import Fidelities
 
 NAME_PATTERN = r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}"
 INT64_MIN, INT64_MAX = -2 ** 63, 2 ** 63 - 1  # integer parameters and choices are stored as int64
 
 
-def _names(names, limit: int = 12) -> str:
+def _names(names: Iterable[str], limit: int = 12) -> str:
     """Names for a message, at most ``limit`` of them."""
-    names = [shorten(n, 40, quote=False) for n in names]
-    if len(names) <= limit:
-        return ", ".join(names)
-    return ", ".join(names[:limit]) + f", ... ({len(names)} in all)"
+    short = [shorten(n, 40, quote=False) for n in names]
+    if len(short) <= limit:
+        return ", ".join(short)
+    return ", ".join(short[:limit]) + f", ... ({len(short)} in all)"
 
 
 @dataclass(frozen=True)
@@ -38,7 +39,7 @@ class ExperimentSpec:
     output_dir: Optional[str] = None  # default: runs/<name>, relative to the working directory
     seed: int = field(0, min=0, max=2 ** 32 - 1)  # numpy and torch seeds: 32 bits
 
-    def _check(self, path, ctx, data):
+    def _check(self, path: str, ctx: Ctx, data: Mapping[str, Any]) -> None:
         pass
 
     @property
@@ -57,7 +58,7 @@ class SpaceSpec:
     options: Dict[str, Any] = field({})
     params: Dict[str, Any] = field({})
 
-    def _check(self, path, ctx, data):
+    def _check(self, path: str, ctx: Ctx, data: Mapping[str, Any]) -> None:
         if self.builtin is None and not self.params:
             raise ctx.error("the space is empty: give 'builtin: chain' or 'builtin: nb201' and/or 'params'",
                             path, data)
@@ -147,7 +148,7 @@ def _ordered(params: Mapping[str, Any]) -> List[Any]:
     return out
 
 
-def _check_like(default: Any, value: Any, path: str, ctx: Ctx, parent, key) -> None:
+def _check_like(default: Any, value: Any, path: str, ctx: Ctx, parent: Any, key: Any) -> None:
     """A builtin option must have the type of its default."""
     if default is None or isinstance(default, list):
         if not isinstance(value, list) or not value:
@@ -168,7 +169,7 @@ def _param_dict(spec: Any) -> Dict[str, Any]:
     return {"type": "categorical", "choices": spec} if isinstance(spec, list) else dict(spec)
 
 
-def _check_param(name: str, spec: Any, path: str, ctx: Ctx, parent) -> None:
+def _check_param(name: str, spec: Any, path: str, ctx: Ctx, parent: Any) -> None:
     if isinstance(spec, list):
         spec = {"type": "categorical", "choices": spec}
         parent_line_src = parent
@@ -238,7 +239,7 @@ class DatasetSpec:
     valid_fraction: float = field(0.2, gt=0.0, max=0.9)
     limit: Optional[int] = field(None, min=10)  # use only the first N samples (quick tries)
 
-    def _check(self, path, ctx, data):
+    def _check(self, path: str, ctx: Ctx, data: Mapping[str, Any]) -> None:
         if self.name in ("cifar10", "file"):
             if not self.path:
                 raise ctx.error(f"the {self.name} dataset needs 'path'", join(path, "path"), data)
@@ -268,7 +269,7 @@ class ObjectiveTermSpec:
     mode: Literal["max", "min"] = "max"
     weight: float = field(1.0, gt=0.0)  # used only with objective.scalarize: true
 
-    def _check(self, path, ctx, data):
+    def _check(self, path: str, ctx: Ctx, data: Mapping[str, Any]) -> None:
         pass
 
 
@@ -280,7 +281,7 @@ class ConstraintSpec:
     min: Optional[Any] = None  # a number; YAML reads 1.0e6 (no exponent sign) as a string: accepted
     max: Optional[Any] = None
 
-    def _check(self, path, ctx, data):
+    def _check(self, path: str, ctx: Ctx, data: Mapping[str, Any]) -> None:
         for key in ("min", "max"):
             v = getattr(self, key)
             if v is None:
@@ -292,7 +293,8 @@ class ConstraintSpec:
                 if f != f or f in (float("inf"), float("-inf")):
                     raise ValueError
             except (TypeError, ValueError):
-                raise ctx.error(f"expected a finite number, got {describe(v)}", join(path, key), data, key) from None
+                raise ctx.error(f"expected a finite number, got {describe(v)}", join(path, key),
+                                data, key) from None
             object.__setattr__(self, key, f)
         if self.min is None and self.max is None:
             raise ctx.error("a constraint needs 'min' and/or 'max'", path, data)
@@ -309,7 +311,7 @@ class DurationSpec:
     metric: Optional[str] = field(None, name="metric")
     seconds: Optional[float] = field(None, gt=0.0)
 
-    def _check(self, path, ctx, data):
+    def _check(self, path: str, ctx: Ctx, data: Mapping[str, Any]) -> None:
         if (self.metric is None) == (self.seconds is None):
             raise ctx.error("give one of 'metric' (a metric the function returns) or 'seconds'",
                             path, data)
@@ -389,12 +391,12 @@ class ObjectiveSpec:
     deterministic: bool = False  # same configuration and budget, same result (strategy.dedupe)
     fidelity: Optional[FidelitySpec] = None  # the budgets a multi-fidelity strategy may give it
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         if self.objectives:  # metric/mode always name the first (main) objective
             object.__setattr__(self, "metric", self.objectives[0].metric)
             object.__setattr__(self, "mode", self.objectives[0].mode)
 
-    def _check(self, path, ctx, data):
+    def _check(self, path: str, ctx: Ctx, data: Mapping[str, Any]) -> None:
         if self.objectives:
             for key in ("metric", "mode"):
                 if key in data and data[key] != getattr(self.objectives[0], key):
@@ -426,7 +428,8 @@ class ObjectiveSpec:
         if self.type == "function" and not self.function:
             raise ctx.error("an objective of type function needs 'function: module:function'",
                             join(path, "function"), data)
-        if self.type == "table" and self.path is not None and not os.path.exists(os.path.expanduser(self.path)):
+        if self.type == "table" and self.path is not None \
+                and not os.path.exists(os.path.expanduser(self.path)):
             raise ctx.error(f"benchmark table not found: {shorten(self.path, quote=False)} (a directory "
                             "holding the "
                             "tables, or a table file)", join(path, "path"), data, "path")
@@ -439,7 +442,7 @@ class BudgetSpec:
     target: Optional[float] = None  # stop when the best metric reaches this value
     max_epochs: Optional[float] = field(None, gt=0.0)  # training work: epochs summed over trials
 
-    def _check(self, path, ctx, data):
+    def _check(self, path: str, ctx: Ctx, data: Mapping[str, Any]) -> None:
         if self.max_trials is None and self.max_seconds is None and self.target is None \
                 and self.max_epochs is None:
             raise ctx.error("the search needs an end: set max_trials, max_seconds, max_epochs or "
@@ -521,7 +524,7 @@ class StrategySpec:
         d = dict(self.stopper)
         return StopperChoice(str(d.pop("name")), d)
 
-    def _check(self, path, ctx, data):
+    def _check(self, path: str, ctx: Ctx, data: Mapping[str, Any]) -> None:
         from ..strategies.registry import DECLARED
         from .preflight import strategy_option_problem
         if self.name not in DECLARED:
@@ -594,7 +597,7 @@ class Spec:
     checkpoint: CheckpointSpec = field(CheckpointSpec())
     slurm: SlurmSpec = field(SlurmSpec())
 
-    def _check(self, path, ctx, data):
+    def _check(self, path: str, ctx: Ctx, data: Mapping[str, Any]) -> None:
         from ..strategies.registry import DECLARED
         cls = DECLARED[self.strategy.name]
         if self.objective.type == "table" and self.space.builtin != "nb201":
@@ -670,7 +673,7 @@ class Spec:
                 opts.setdefault("max_budget", type(cls.options["max_budget"])(fid.high))
         return opts
 
-    def objective_terms(self):
+    def objective_terms(self) -> Tuple[List[Objective], List[Constraint]]:
         """The objectives and constraints as :mod:`nasrun.multiobjective` values."""
         from ..multiobjective import Constraint, Objective
         o = self.objective

@@ -19,9 +19,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any, Dict, List, Literal, Optional
+from typing import Any, Dict, List, Literal, Mapping, Optional
 
-from .fields import field, join
+from ..errors import SpecError
+from .fields import Ctx, field, join
 
 #: printable text: no newline, no other control character (they could end an #SBATCH line)
 TEXT = r"[^\x00-\x1f\x7f]+"
@@ -189,8 +190,8 @@ class SlurmSpec:
     binds: List[str] = field([])
     template: Optional[str] = field(None, pattern=TEXT, pattern_help=TEXT_HELP)
 
-    def _check(self, path, ctx, data):
-        def err(msg, key, parent=data, k=None):
+    def _check(self, path: str, ctx: Ctx, data: Mapping[str, Any]) -> None:
+        def err(msg: str, key: str, parent: Any = data, k: Optional[str] = None) -> SpecError:
             return ctx.error(msg, join(path, key), parent, k if k is not None else key)
 
         if self.job_name is not None:

@@ -5,9 +5,10 @@ with each parametric family of :data:`FAMILIES` that has fewer parameters than t
 (saturating curves of the epoch ``x``: pow3, exp3, log-power, Janoschek, MMF and ilog2). Each
 fit predicts the value at the final epoch ``T`` as a normal distribution: its prediction, with
 the fit's residual standard deviation (at least ``noise``) times ``sqrt(1 + k / n)`` (``k``
-parameters fitted to ``n`` points: the usual widening of a prediction interval). The ensemble is the equal mixture of the families that fitted; the trial
-stops when its probability of beating the best final value of the finished trials falls below
-``threshold``. Nothing is stopped before ``min_trials`` trials have finished.
+parameters fitted to ``n`` points: the usual widening of a prediction interval). The ensemble
+is the equal mixture of the families that fitted; the trial stops when its probability of
+beating the best final value of the finished trials falls below ``threshold``. Nothing is
+stopped before ``min_trials`` trials have finished.
 
 Deterministic (fixed starting points, no sampling), so the state is only the best value and the
 number of finished trials.
@@ -116,7 +117,7 @@ class CurveStopper(Stopper):
         lo, span = float(y.min()), float(y.max() - y.min())
         scale = span if span > 0 else 1.0
         ys = (y - lo) / scale  # fit in [0, 1]: one set of starting points fits every metric
-        t, horizon = float(len(values)), float(self.epochs)
+        horizon = float(self.epochs)
         out: List[Tuple[float, float]] = []
         for fn, p0 in FAMILIES.values():
             k = len(p0)

@@ -123,8 +123,10 @@ class Store(abc.ABC):
         """The newest good state, or None when there is no experiment yet."""
 
     @abc.abstractmethod
-    def begin(self, spec_text: str, version: str, loaded: Optional["Loaded"]) -> None:
-        """Become the experiment's writer, continuing ``loaded`` (or a new experiment)."""
+    def begin(self, spec_text: str, version: str, loaded: Optional["Loaded"],
+              metric: str = "valid_accuracy", mode: str = "max") -> None:
+        """Become the experiment's writer, continuing ``loaded`` (or a new experiment); ``metric``
+        and ``mode`` name the main objective, which the store records for its readers."""
 
     @abc.abstractmethod
     def log(self, event: Any) -> None:

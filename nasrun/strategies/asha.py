@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import bisect
 import math
-from typing import Any, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
 
 from ..space import SearchSpace
+from ..trial import AskStatus, Outcome, Suggestion
 from .base import Strategy
 from .fidelity import Fidelities, check_fidelity, promotion_steps, rung_budgets
 
@@ -56,14 +57,14 @@ class ASHA(Strategy):
     def _top(self, k: int) -> int:
         return int(math.floor(len(self.rungs[k]) * self.keep[k] + 1e-9))
 
-    def _promotable(self, k: int):
+    def _promotable(self, k: int) -> Optional[Dict[str, Any]]:
         """The best entry of rung ``k`` not promoted yet, if it is within the rung's top 1/eta."""
         if not self._free[k]:
             return None
         rank = bisect.bisect_left(self._keys[k], self._free[k][0])
         return self.rungs[k][rank] if rank < self._top(k) else None
 
-    def ask(self):
+    def ask(self) -> Union[Suggestion, AskStatus]:
         for k in range(len(self.budgets) - 2, -1, -1):
             r = self._promotable(k)
             if r is not None:
@@ -72,13 +73,13 @@ class ASHA(Strategy):
                 return self._new(r["config"], self.budgets[k + 1], r["trial_id"], rung=k + 1)
         return self._new(self.space.sample(self.rng), self.budgets[0], rung=0)
 
-    def tell(self, outcome):
+    def tell(self, outcome: Outcome) -> None:
         s = self._take(outcome)
         score = self.score(outcome)
         if score is None:
             return
         k = int(s.info["rung"])
-        entry = {"trial_id": s.trial_id, "config": dict(s.config), "score": float(score),
+        entry: Dict[str, Any] = {"trial_id": s.trial_id, "config": dict(s.config), "score": float(score),
                  "promoted": False}
         key = (-entry["score"], entry["trial_id"])
         i = bisect.bisect(self._keys[k], key)

@@ -167,6 +167,6 @@ def set_rng_state(rng: np.random.Generator, d: Mapping[str, Any]) -> None:
 
 
 def best(outcomes: List[Outcome], strategy: Strategy) -> Optional[Outcome]:
-    scored = [(strategy.score(o), o) for o in outcomes]
-    scored = [(s, o) for s, o in scored if s is not None]
+    pairs = [(strategy.score(o), o) for o in outcomes]
+    scored = [(s, o) for s, o in pairs if s is not None]
     return max(scored, key=lambda t: t[0])[1] if scored else None

@@ -16,9 +16,11 @@ never a parent.
 from __future__ import annotations
 
 from collections import deque
-from typing import Any, Dict, Mapping
+from typing import Any, Deque, Dict, Mapping, Union
 
 from ..multiobjective import best_by_rank_and_crowding
+from ..space import SearchSpace
+from ..trial import AskStatus, Outcome, Suggestion
 from .base import Strategy
 
 
@@ -26,15 +28,16 @@ class RegularizedEvolution(Strategy):
     options = {"population_size": 50, "sample_size": 10}
     multi_objective = True
 
-    def __init__(self, space, seed=0, metric="valid_accuracy", mode="max", **options):
+    def __init__(self, space: SearchSpace, seed: int = 0, metric: str = "valid_accuracy",
+                 mode: str = "max", **options: Any):
         super().__init__(space, seed, metric, mode, **options)
         if int(self.opts["population_size"]) < 1 or int(self.opts["sample_size"]) < 1:
             raise ValueError("population_size and sample_size must be at least 1")
         # members in join order: {"trial_id", "config", "score"[, "point"]}
-        self.population: deque = deque()
+        self.population: Deque[Dict[str, Any]] = deque()
         self.random_live = 0  # random trials asked and not failed
 
-    def ask(self):
+    def ask(self) -> Union[Suggestion, AskStatus]:
         P, S = int(self.opts["population_size"]), int(self.opts["sample_size"])
         if self.random_live < P or not self.population:
             self.random_live += 1
@@ -49,7 +52,7 @@ class RegularizedEvolution(Strategy):
         child = self.space.mutate(parent["config"], self.rng)
         return self._new(child, origin="mutation", parent=parent["trial_id"])
 
-    def tell(self, outcome):
+    def tell(self, outcome: Outcome) -> None:
         s = self._take(outcome)
         score = self.score(outcome)
         point = self.point(outcome) if self.pareto else None
@@ -59,6 +62,7 @@ class RegularizedEvolution(Strategy):
             return
         member = {"trial_id": s.trial_id, "config": dict(s.config), "score": float(score)}
         if self.pareto:
+            assert point is not None  # returned above otherwise
             member["point"] = list(point)
         self.population.append(member)
         while len(self.population) > int(self.opts["population_size"]):

@@ -24,9 +24,10 @@ every result through :meth:`Hyperband._observe`.
 from __future__ import annotations
 
 import math
-from typing import Any, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
 
 from ..space import SearchSpace
+from ..trial import AskStatus, Outcome, Suggestion
 from .base import WAIT, Strategy
 from .fidelity import Fidelities, check_fidelity, rung_budgets, snapped_ladder
 
@@ -55,7 +56,7 @@ class Hyperband(Strategy):
     def _sample(self, budget: float) -> Dict[str, Any]:
         return self.space.sample(self.rng)
 
-    def _observe(self, suggestion, score: Optional[float]) -> None:
+    def _observe(self, suggestion: Suggestion, score: Optional[float]) -> None:
         pass
 
     # -- the schedule ----------------------------------------------------------------------
@@ -85,9 +86,10 @@ class Hyperband(Strategy):
         return br
 
     def _budget(self, br: Mapping[str, Any], rung: Optional[int] = None) -> float:
-        return self.ladder[self.s_max - br["s"] + (br["rung"] if rung is None else rung)]
+        budget: float = self.ladder[self.s_max - br["s"] + (br["rung"] if rung is None else rung)]
+        return budget
 
-    def _next(self, br: Dict[str, Any]):
+    def _next(self, br: Dict[str, Any]) -> Optional[Suggestion]:
         info = {"bracket": br["id"], "rung": br["rung"]}
         budget = self._budget(br)
         if br["to_sample"] > 0:
@@ -100,17 +102,19 @@ class Hyperband(Strategy):
             return self._new(item["config"], budget, item["resume_from"], **info)
         return None
 
-    def ask(self):
+    def ask(self) -> Union[Suggestion, AskStatus]:
         for br in self.brackets:
             s = self._next(br)
             if s is not None:
                 return s
         limit = int(self.opts["max_brackets"])
         if limit == 0 or len(self.brackets) < limit:
-            return self._next(self._open())
+            first = self._next(self._open())
+            assert first is not None  # a new bracket has at least one configuration to sample
+            return first
         return WAIT
 
-    def tell(self, outcome):
+    def tell(self, outcome: Outcome) -> None:
         s = self._take(outcome)
         score = self.score(outcome)
         self._observe(s, score)
@@ -154,7 +158,7 @@ class Hyperband(Strategy):
         self.iteration = int(state["iteration"])
 
 
-def _copy(x):
+def _copy(x: Any) -> Any:
     """A deep copy of plain data (dicts, lists, scalars)."""
     if isinstance(x, dict):
         return {k: _copy(v) for k, v in x.items()}

@@ -355,10 +355,11 @@ def _mean_over_group(backend: Backend, total: float, count: int, device) -> floa
     t = torch.tensor([total, float(count)], dtype=torch.float64, device=device)
     if backend.size > 1:
         backend.allreduce_sum(t)
-    return float(t[0] / max(t[1], 1.0))
+    return float(t[0]) / max(float(t[1]), 1.0)
 
 
-def _evaluate(model, data: Data, backend: Backend, device, bs: int, comm) -> Tuple[float, float, List[float], Optional[str]]:
+def _evaluate(model, data: Data, backend: Backend, device, bs: int,
+              comm) -> Tuple[float, float, List[float], Optional[str]]:
     model.eval()
     loss_fn = nn.CrossEntropyLoss(reduction="sum")
     idx = torch.arange(backend.rank, len(data.y_valid), backend.size)
