@@ -51,7 +51,7 @@ METHODS = OLD + NEW
 SINGLE = [m for m in METHODS if not STRATEGIES[m].multi_fidelity]  # for objectives without epochs
 HEAVY = {"gp": 0, "smac": 1, "bohb": 2, "tpe": 3, "rl": 4}  # run first: better packing
 # what a table spec fills in for a multi-fidelity strategy: the budgets and the table's fidelities
-NB201_BUDGETS = {"min_budget": 12.0, "max_budget": 200.0,
+NB201_BUDGETS: Dict[str, Any] = {"min_budget": 12.0, "max_budget": 200.0,
                  "fidelities": Fidelities.of(12.0, 200.0, (12.0, 200.0))}
 
 # (valid, test, simulated seconds, full budget?) of one suggestion; valid None for a failure
@@ -144,7 +144,7 @@ def ask_cost(method: str, n_obs: int, timed: int) -> float:
 
     def step() -> None:
         s = strategy.ask()
-        if s is WAIT or s is FINISHED:
+        if not isinstance(s, Suggestion):  # WAIT or FINISHED
             return
         strategy.tell(objective.evaluate(s)[0])
     for _ in range(n_obs):

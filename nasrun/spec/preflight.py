@@ -10,7 +10,7 @@ expected (exit 2). ``preflight`` imports the objective's module: that runs its c
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Optional, Tuple
+from typing import Any, Callable, Dict, Optional, Tuple
 
 from ..errors import SpecError, UserInputError
 from .fields import one_line, shorten
@@ -69,17 +69,17 @@ OPTIMIZERS = ("sgd", "adam", "adamw")
 TRAIN_OPTIONS = {"stem_width": 4096, "nb201_channels": 4096, "nb201_cells": 64}
 
 
-def _interval(lo, hi, lo_in, hi_in) -> str:
+def _interval(lo: float, hi: float, lo_in: bool, hi_in: bool) -> str:
     return f"{'[' if lo_in else '('}{lo:g}, {hi:g}{']' if hi_in else ')'}"
 
 
-def _inside(v: float, lo, hi, lo_in, hi_in) -> bool:
+def _inside(v: float, lo: float, hi: float, lo_in: bool, hi_in: bool) -> bool:
     if isinstance(v, float) and not math.isfinite(v):
         return False
-    return (v >= lo if lo_in else v > lo) and (v <= hi if hi_in else v < hi)
+    return bool(v >= lo if lo_in else v > lo) and bool(v <= hi if hi_in else v < hi)
 
 
-def preflight(spec, file: Optional[str] = None, output_dir: bool = True,
+def preflight(spec: Any, file: Optional[str] = None, output_dir: bool = True,
               build_strategy: bool = False) -> None:
     """Raise a SpecError for the first problem of ``spec`` found beyond its structure.
 
@@ -117,7 +117,7 @@ def _check_strategy(spec: Any, error: Callable[[str, str], SpecError]) -> None:
             raise error(str(e), "strategy.options") from None
 
 
-def _check_output_dir(directory: str, error) -> None:
+def _check_output_dir(directory: str, error: Callable[[str, str], SpecError]) -> None:
     """The experiment directory can be created (or is a writable directory); nothing is written."""
     import os
     where = "experiment.output_dir"
@@ -138,7 +138,7 @@ def _check_output_dir(directory: str, error) -> None:
                     "can create or write to)", where)
 
 
-def _check_seconds(spec, error) -> None:
+def _check_seconds(spec: Any, error: Callable[[str, str], SpecError]) -> None:
     for path, top in SECONDS_MAX.items():
         section, key = path.split(".")
         v = getattr(getattr(spec, section), key)
@@ -158,13 +158,13 @@ def strategy_option_problem(name: str, value: Any) -> Optional[str]:
 
 
 def _param_domain(spec: Any) -> Tuple[str, Any]:
-    d = {"type": "categorical", "choices": spec} if isinstance(spec, list) else dict(spec)
+    d: Dict[str, Any] = {"type": "categorical", "choices": spec} if isinstance(spec, list) else dict(spec)
     if d["type"] == "categorical":
         return "categorical", list(d["choices"])
-    return d["type"], (d["low"], d["high"])
+    return str(d["type"]), (d["low"], d["high"])
 
 
-def _check_train(spec, error) -> None:
+def _check_train(spec: Any, error: Callable[[str, str], SpecError]) -> None:
     from ..train.datasets import check_dataset
     space = spec.space
     if space.builtin is None:

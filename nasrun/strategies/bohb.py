@@ -12,10 +12,12 @@ the same few over and over); when every candidate was seen it falls back to a ra
 """
 from __future__ import annotations
 
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, Dict, List, Mapping, Optional, Set
 
 import numpy as np
 
+from ..space import SearchSpace
+from ..trial import Suggestion
 from .hyperband import Hyperband
 from .kde_model import config_key, propose
 
@@ -26,15 +28,17 @@ class BOHB(Hyperband):
                "min_points_in_model": 0, "num_samples": 64, "bandwidth_factor": 3.0,
                "min_bandwidth": 1e-3}
 
-    def __init__(self, space, seed=0, metric="valid_accuracy", mode="max", **options):
+    def __init__(self, space: SearchSpace, seed: int = 0, metric: str = "valid_accuracy",
+                 mode: str = "max", **options: Any) -> None:
         super().__init__(space, seed, metric, mode, **options)
         # budget -> (encoded configurations, scores), in telling order
         self.obs: Dict[float, List[List[Any]]] = {}
-        self.seen: set = set()  # keys of the new configurations handed out so far
+        self.seen: Set[str] = set()  # keys of the new configurations handed out so far
 
-    def _observe(self, suggestion, score: Optional[float]) -> None:
+    def _observe(self, suggestion: Suggestion, score: Optional[float]) -> None:
         if score is None:
             return
+        assert suggestion.budget is not None  # every suggestion of the Hyperband family has one
         X, y = self.obs.setdefault(float(suggestion.budget), [[], []])
         X.append(self.space.to_vector(suggestion.config))
         y.append(float(score))

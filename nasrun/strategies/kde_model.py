@@ -16,7 +16,7 @@ candidate with the largest ``l(x) / g(x)``.
 from __future__ import annotations
 
 import json
-from typing import Any, Container, Dict, List, Mapping, Optional, Sequence
+from typing import Any, Container, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -76,7 +76,8 @@ class KDE:
                 log_k += np.where(qn & xn, 0.0,
                                   np.where(qn | xn, np.log(INACTIVE_MISMATCH), gauss))
         m = log_k.max(axis=1, keepdims=True)
-        return (m + np.log(np.mean(np.exp(log_k - m), axis=1, keepdims=True)))[:, 0]
+        out: np.ndarray = (m + np.log(np.mean(np.exp(log_k - m), axis=1, keepdims=True)))[:, 0]
+        return out
 
     def sample_near(self, i: int, rng: np.random.Generator, bandwidth_factor: float) -> np.ndarray:
         """A vector drawn around data point ``i`` (inactive dimensions stay NaN)."""
@@ -94,10 +95,12 @@ class KDE:
                     if 0.0 <= v <= 1.0:
                         break
                 x[j] = min(1.0, max(0.0, v))
-        return x
+        out: np.ndarray = x
+        return out
 
 
-def split_good_bad(X: np.ndarray, y: np.ndarray, top_n_percent: float, min_points: int):
+def split_good_bad(X: np.ndarray, y: np.ndarray, top_n_percent: float,
+                   min_points: int) -> Optional[Tuple[np.ndarray, np.ndarray]]:
     """(good rows, bad rows) by score ``y`` (higher is better), or None if too few points.
 
     Good: the best ``top_n_percent`` %, at least ``min_points``; bad: all the others, of which
@@ -132,7 +135,7 @@ def propose(space: SearchSpace, X: np.ndarray, y: np.ndarray, rng: np.random.Gen
     configs: List[Dict[str, Any]] = []
     for _ in range(num_samples):
         i = int(rng.integers(len(good.X)))
-        configs.append(space.from_vector(good.sample_near(i, rng, bandwidth_factor), rng))
+        configs.append(space.from_vector(good.sample_near(i, rng, bandwidth_factor).tolist(), rng))
     configs = [c for c in configs if config_key(c) not in seen]
     if not configs:
         return None
