@@ -9,6 +9,9 @@ import sys
 import time
 
 import pytest
+from store_view import load_view
+
+from nasrun.store import DONE
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CLUSTER_SCRIPT = os.path.join(REPO, "slurm", "local-cluster.sh")
@@ -55,6 +58,27 @@ def wait_for(predicate, timeout, what, interval=0.3):
             return value
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def finished_trials(exp_dir):
+    """Ids of the finished trials in the experiment's checkpoint, in trial order (a repeated id
+    fails)."""
+    snap = load_view(exp_dir)
+    assert snap is not None, f"no checkpoint in {exp_dir}"
+    ids = [r.trial_id for r in snap.trials]
+    assert len(ids) == len(set(ids)), f"duplicate trial ids {ids}"
+    return [r.trial_id for r in snap.trials if r.status == DONE]
+
+
+def wait_finished(exp_dir, n, timeout):
+    """Wait until the checkpoint holds ``n`` finished trials (a checkpoint not yet written, or
+    read while being replaced, counts as not yet)."""
+    def enough():
+        try:
+            return len(finished_trials(exp_dir)) >= n
+        except (OSError, KeyError, AssertionError):
+            return False
+    wait_for(enough, timeout, f"{n} finished trials in the checkpoint")
 
 
 def events(exp_dir):

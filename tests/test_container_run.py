@@ -13,12 +13,20 @@ import textwrap
 
 import pytest
 import yaml
-from slurm_support import REPO, chain_done, events, job_output, nasrun, slurm_cluster, wait_for
-from store_view import load_view
+from slurm_support import (
+    REPO,
+    chain_done,
+    events,
+    finished_trials,
+    job_output,
+    nasrun,
+    slurm_cluster,
+    wait_finished,
+    wait_for,
+)
 
 from nasrun.slurm.render import container_words
 from nasrun.spec import parse_spec
-from nasrun.store import DONE
 
 pytestmark = pytest.mark.container
 __all__ = ["slurm_cluster"]
@@ -79,15 +87,6 @@ def tiny_default(out_dir, max_trials):
     return yaml.safe_dump(spec)
 
 
-def finished(exp_dir):
-    snap = load_view(exp_dir)
-    if snap is None:
-        return []
-    ids = [r.trial_id for r in snap.trials]
-    assert len(ids) == len(set(ids)), f"duplicate trial ids {ids}"
-    return sorted(r.trial_id for r in snap.trials if r.status == DONE)
-
-
 def test_mpirun_on_the_host_runs_every_rank_in_the_image_and_the_host_resumes(image, tmp_path):
     # the experiment directory is the host's tmp_path/bound, seen in the image as /scratch
     bound = tmp_path / "bound"
@@ -105,12 +104,7 @@ def test_mpirun_on_the_host_runs_every_rank_in_the_image_and_the_host_resumes(im
                            stderr=subprocess.STDOUT, text=True, cwd=str(tmp_path))
     exp = str(bound / "exp")
     try:
-        def two_finished():
-            try:
-                return len(finished(exp)) >= 2
-            except (OSError, KeyError):  # not yet written, or written while read
-                return False
-        wait_for(two_finished, 240, "two finished trials in the checkpoint")
+        wait_finished(exp, 2, 240)
         job.send_signal(signal.SIGUSR1)  # mpirun forwards it to every rank: rank 0 checkpoints
         out, _ = job.communicate(timeout=120)
     finally:
@@ -122,14 +116,14 @@ def test_mpirun_on_the_host_runs_every_rank_in_the_image_and_the_host_resumes(im
     for rank in range(3):
         recorded = (bound / f"rank-{rank}.txt").read_text()
         assert recorded.startswith(image_marker) and "VERSION_CODENAME=bookworm" in recorded
-    before = finished(exp)
+    before = finished_trials(exp)
     assert 2 <= len(before) < 12
     # the host's nasrun (this checkout, not the image's) continues the checkpoint to the end
     env = dict(ch_run_env(), PYTHONPATH=REPO)
     p = subprocess.run([sys.executable, "-m", "nasrun", "resume", exp, "--groups", "2"], env=env,
                        capture_output=True, text=True, timeout=600, cwd=str(tmp_path))
     assert p.returncode == 0, p.stdout + p.stderr
-    assert finished(exp) == list(range(12))
+    assert finished_trials(exp) == list(range(12))
     status = subprocess.run([sys.executable, "-m", "nasrun", "status", exp, "--json"], env=env,
                             capture_output=True, text=True, timeout=120)
     assert status.returncode == 0, status.stderr
@@ -185,18 +179,13 @@ slurm:
     nasrun(["submit", str(spec)], str(tmp_path), env)
     first = events(exp)[0]["job_id"]
 
-    def two_finished():
-        try:
-            return len(finished(exp)) >= 2
-        except (OSError, KeyError):
-            return False
-    wait_for(two_finished, 180, "two finished trials in the checkpoint")
+    wait_finished(exp, 2, 180)
     subprocess.run(["scancel", "--batch", "--signal=USR1", first], env=env, check=True, timeout=30)
     wait_for(lambda: chain_done(exp), 400, "the chain to finish the budget")
     exits = [e for e in events(exp) if e["event"] == "exit"]
     assert len(exits) >= 2 and exits[0]["code"] == 75 and exits[0]["signalled"] == 1, job_output(exp)
     assert exits[-1]["code"] == 0, job_output(exp)
-    assert finished(exp) == list(range(12))  # none lost, none repeated
+    assert finished_trials(exp) == list(range(12))  # none lost, none repeated
     assert f"resume {exp}" in job_output(exp), job_output(exp)
     # the launcher line each job printed: every rank is ch-run of the image, in the job's directory
     assert job_output(exp).count(f"ch-run ch-run --set-env --cd={tmp_path} {image} -- nasrun ") == len(exits)

@@ -10,7 +10,17 @@ import subprocess
 import sys
 
 import pytest
-from slurm_support import REPO, chain_done, events, job_output, nasrun, slurm_cluster, wait_for
+from slurm_support import (
+    REPO,
+    chain_done,
+    events,
+    finished_trials,
+    job_output,
+    nasrun,
+    slurm_cluster,
+    wait_finished,
+    wait_for,
+)
 from store_view import load_view
 
 from nasrun.store import DONE
@@ -43,15 +53,6 @@ slurm:
 def snapshot(exp_dir):
     """The experiment as its checkpoint holds it (None before the first commit)."""
     return load_view(exp_dir)
-
-
-def finished_trials(exp_dir):
-    """Ids of the finished trials in the experiment's checkpoint, in trial order."""
-    snap = snapshot(exp_dir)
-    assert snap is not None, f"no checkpoint in {exp_dir}"
-    ids = [r.trial_id for r in snap.trials]
-    assert len(ids) == len(set(ids)), f"duplicate trial ids {ids}"
-    return [r.trial_id for r in snap.trials if r.status == DONE]
 
 
 def job_ids(exp_dir):
@@ -104,12 +105,7 @@ def test_time_limit_signal_checkpoints_resubmits_and_finishes_the_budget(tmp_pat
     nasrun(["submit", spec], str(tmp_path), env)
     first = events(exp)[0]["job_id"]
 
-    def some_finished():
-        try:
-            return len(finished_trials(exp)) >= 2
-        except (OSError, AssertionError):
-            return False
-    wait_for(some_finished, 120, "two finished trials in the checkpoint")
+    wait_finished(exp, 2, 120)
     subprocess.run(["scancel", "--batch", "--signal=USR1", first], env=env, check=True, timeout=30)
     wait_for(lambda: chain_done(exp), 300, "the chain to finish the budget")
     ev = events(exp)
@@ -129,12 +125,7 @@ def test_scancel_then_submit_resumes_instead_of_restarting(tmp_path, slurm_clust
     nasrun(["submit", spec], str(tmp_path), env)
     first = events(exp)[0]["job_id"]
 
-    def some_finished():
-        try:
-            return len(finished_trials(exp)) >= 2
-        except (OSError, AssertionError):
-            return False
-    wait_for(some_finished, 120, "two finished trials in the checkpoint")
+    wait_finished(exp, 2, 120)
     before = snapshot(exp)
     subprocess.run(["scancel", first], env=env, check=True, timeout=30)
     wait_for(lambda: first not in subprocess.run(["squeue", "-h", "-o", "%i"], env=env, capture_output=True,
