@@ -3,8 +3,9 @@
 The surrogate (:mod:`nasrun.strategies.gaussian_process`) is a GP with a Matérn-5/2 kernel, one
 length scale per parameter (ARD), a categorical (overlap) distance for categorical parameters
 and inactive parameters treated as a value of their own (the space's vector encoding), on the
-scores of the model's window as normal quantiles of their ranks (:func:`model_based.
-gaussian_ranks`) (see :mod:`nasrun.strategies.model_based`). Integers
+scores of the model's window warped by ``transform``: ``power`` (default, Yeo-Johnson:
+:func:`model_based.power_transform`) or ``rank`` (normal quantiles of the ranks:
+:func:`model_based.gaussian_ranks`) (see :mod:`nasrun.strategies.model_based`). Integers
 are scored only at their own values: every candidate is a configuration of the space.
 
 Hyperparameters maximise the log marginal likelihood (L-BFGS-B with the analytic gradient, from
@@ -29,18 +30,24 @@ from ..space import SearchSpace
 from .acquisition import expected_improvement, maximize
 from .gaussian_process import GP, default_theta, fit_hyperparameters
 from .kde_model import categories, stack
-from .model_based import Config, ModelBased, gaussian_ranks
+from .model_based import Config, ModelBased, gaussian_ranks, power_transform
+
+TRANSFORMS = {"power": power_transform, "rank": gaussian_ranks}
 
 
 class GaussianProcessBO(ModelBased):
     options = {**ModelBased.options, "refit_every": 5, "fit_window": 128, "xi": 0.01,
-               "n_candidates": 64, "local_starts": 3}
+               "n_candidates": 512, "local_starts": 5, "transform": "power"}
 
     def __init__(self, space: SearchSpace, seed: int = 0, metric: str = "valid_accuracy",
                  mode: str = "max", **options: Any):
         super().__init__(space, seed, metric, mode, **options)
         if int(self.opts["refit_every"]) < 1 or int(self.opts["fit_window"]) < 4:
             raise ValueError("refit_every must be at least 1 and fit_window at least 4")
+        if self.opts["transform"] not in TRANSFORMS:
+            raise ValueError(f"transform must be one of {', '.join(TRANSFORMS)}, "
+                             f"got {self.opts['transform']!r}")
+        self.transform = TRANSFORMS[str(self.opts["transform"])]
         self.cats = categories(space)
         self.theta: Optional[np.ndarray] = None  # log hyperparameters of the last fit
         self.theta_n = 0  # observations at that fit
@@ -49,10 +56,10 @@ class GaussianProcessBO(ModelBased):
         if self.theta is None or len(self.y) >= self.theta_n + int(self.opts["refit_every"]):
             Xf, yf = self.window(size=int(self.opts["fit_window"]))
             start = default_theta(len(self.space)) if self.theta is None else self.theta
-            self.theta = fit_hyperparameters(Xf, gaussian_ranks(yf), self.cats, start)
+            self.theta = fit_hyperparameters(Xf, self.transform(yf), self.cats, start)
             self.theta_n = len(self.y)
         X, y = self.window()
-        z = gaussian_ranks(y)
+        z = self.transform(y)
         best = float(np.max(z))
         P = self.pending_vectors()
         if len(P):  # constant liar: pending trials as the worst score seen

@@ -12,6 +12,13 @@ Bandwidths follow the normal reference rule ``1.06 * std * n**(-1/(d+4))``, at l
 ``min_bandwidth`` (categoricals at most ``(k_total-1)/k_total``). The proposal samples around a
 random good point with the numeric bandwidths widened by ``bandwidth_factor``, and keeps the
 candidate with the largest ``l(x) / g(x)``.
+
+With ``prior_weight > 0`` (the standalone ``tpe``; Bergstra et al. 2011, Hyperopt and Optuna do
+the same) each estimate is a mixture of its kernels and a uniform prior of that weight, a
+candidate is drawn from the prior with probability ``weight / (n + weight)``, and numeric
+bandwidths are at least ``1 / min(100, n + 1)`` (Optuna's "magic clip"): without them a tight
+cluster of good points makes both the samples and the density ratio collapse onto it. BOHB
+keeps its published model (no prior: its random fraction explores).
 """
 from __future__ import annotations
 
@@ -44,11 +51,15 @@ def _codes(X: np.ndarray, cats: np.ndarray) -> np.ndarray:
 class KDE:
     """A product-kernel density estimate over encoded configurations (rows of ``X``)."""
 
-    def __init__(self, X: np.ndarray, cats: np.ndarray, min_bandwidth: float):
+    def __init__(self, X: np.ndarray, cats: np.ndarray, min_bandwidth: float,
+                 prior_weight: float = 0.0):
         self.X, self.cats = X, cats
         self.C = _codes(X, cats)
+        self.prior_weight = prior_weight
         n, d = X.shape
         factor = 1.06 * n ** (-1.0 / (d + 4))
+        if prior_weight > 0:  # Optuna's "magic clip": numeric bandwidths >= 1 / min(100, n + 1)
+            min_bandwidth = max(min_bandwidth, 1.0 / min(100, n + 1))
         bw = np.empty(d)
         for j in range(d):
             active = X[~np.isnan(X[:, j]), j]
@@ -75,8 +86,15 @@ class KDE:
                 gauss = -0.5 * z * z - np.log(self.bw[j] * np.sqrt(2 * np.pi))
                 log_k += np.where(qn & xn, 0.0,
                                   np.where(qn | xn, np.log(INACTIVE_MISMATCH), gauss))
+        if self.prior_weight > 0:  # the prior: uniform on [0, 1] and over the categories
+            log_prior = -float(np.sum(np.log(self.cats[self.cats > 0] + 1.0)))
+            log_k = np.hstack([log_k, np.full((Q.shape[0], 1), log_prior)])
+            weights = np.concatenate([np.ones(self.X.shape[0]), [self.prior_weight]])
+        else:
+            weights = np.ones(self.X.shape[0])
+        weights = weights / weights.sum()
         m = log_k.max(axis=1, keepdims=True)
-        out: np.ndarray = (m + np.log(np.mean(np.exp(log_k - m), axis=1, keepdims=True)))[:, 0]
+        out: np.ndarray = (m + np.log(np.exp(log_k - m) @ weights[:, None]))[:, 0]
         return out
 
     def sample_near(self, i: int, rng: np.random.Generator, bandwidth_factor: float) -> np.ndarray:
@@ -117,7 +135,8 @@ def split_good_bad(X: np.ndarray, y: np.ndarray, top_n_percent: float,
 def propose(space: SearchSpace, X: np.ndarray, y: np.ndarray, rng: np.random.Generator,
             top_n_percent: float, min_points: int, num_samples: int, bandwidth_factor: float,
             min_bandwidth: float, seen: Container[str] = (),
-            pending: Optional[np.ndarray] = None) -> Optional[Dict[str, Any]]:
+            pending: Optional[np.ndarray] = None,
+            prior_weight: float = 0.0) -> Optional[Dict[str, Any]]:
     """The candidate configuration with the best good/bad density ratio, or None.
 
     None when there are too few observations for a model, or when every candidate is in
@@ -131,9 +150,14 @@ def propose(space: SearchSpace, X: np.ndarray, y: np.ndarray, rng: np.random.Gen
         return None
     cats = categories(space)
     bad_X = split[1] if pending is None or not len(pending) else np.vstack([split[1], pending])
-    good, bad = KDE(split[0], cats, min_bandwidth), KDE(bad_X, cats, min_bandwidth)
+    good = KDE(split[0], cats, min_bandwidth, prior_weight)
+    bad = KDE(bad_X, cats, min_bandwidth, prior_weight)
     configs: List[Dict[str, Any]] = []
+    p_prior = prior_weight / (len(good.X) + prior_weight)
     for _ in range(num_samples):
+        if p_prior > 0 and rng.random() < p_prior:
+            configs.append(space.sample(rng))
+            continue
         i = int(rng.integers(len(good.X)))
         configs.append(space.from_vector(good.sample_near(i, rng, bandwidth_factor).tolist(), rng))
     configs = [c for c in configs if config_key(c) not in seen]

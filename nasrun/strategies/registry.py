@@ -54,14 +54,15 @@ DECLARED: Dict[str, Declaration] = {
                          "bandwidth_factor": 3.0, "min_bandwidth": 1e-3}, multi_fidelity=True),
     "gp": Declaration("gp", "GaussianProcessBO",
                       {"n_initial": 10, "random_fraction": 0.1, "window": 256, "refit_every": 5,
-                       "fit_window": 128, "xi": 0.01, "n_candidates": 64, "local_starts": 3}),
+                       "fit_window": 128, "xi": 0.01, "n_candidates": 512, "local_starts": 5,
+                       "transform": "power"}),
     "smac": Declaration("smac", "SMAC",
                         {"n_initial": 10, "random_fraction": 0.2, "window": 512, "n_trees": 10,
                          "refit_every": 1, "n_candidates": 64, "local_starts": 5}),
     "tpe": Declaration("tpe", "TPE",
                        {"n_initial": 10, "random_fraction": 0.1, "window": 512, "top_n_percent": 15.0,
                         "min_points_in_model": 0, "num_samples": 64, "bandwidth_factor": 3.0,
-                        "min_bandwidth": 1e-3}),
+                        "min_bandwidth": 1e-3, "prior_weight": 1.0}),
     "local_search": Declaration("local_search", "LocalSearch", {"n_initial": 10, "numeric_steps": 4}),
 }
 

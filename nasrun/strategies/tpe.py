@@ -5,7 +5,11 @@ window of observations splits into the best ``top_n_percent`` % (good, at least
 ``min_points_in_model``, 0 meaning d + 1) and the rest (bad); a product-kernel density over all
 parameters jointly (multivariate, so interactions between parameters are kept) is fitted to
 each, and of ``num_samples`` candidates drawn around good points the one with the largest
-good/bad density ratio is proposed. Pending configurations count as bad points (constant liar)
+good/bad density ratio is proposed. Unlike BOHB's, both densities include a uniform prior of
+weight ``prior_weight`` and numeric bandwidths are clipped from below (Bergstra et al.'s
+estimator, Optuna's defaults; see :mod:`nasrun.strategies.kde_model`): without them TPE
+collapsed onto the first good cluster and lost to random search on Branin (regret 1.73 vs 1.06
+at 50 evaluations, 30 seeds; with them 0.20). Pending configurations count as bad points (constant liar)
 and are never proposed again. Without budgets this is plain sequential model-based
 optimisation: every observation is a full evaluation.
 
@@ -23,7 +27,7 @@ from .model_based import Config, ModelBased
 class TPE(ModelBased):
     options = {**ModelBased.options, "window": 512, "top_n_percent": 15.0,
                "min_points_in_model": 0, "num_samples": 64, "bandwidth_factor": 3.0,
-               "min_bandwidth": 1e-3}
+               "min_bandwidth": 1e-3, "prior_weight": 1.0}
 
     def __init__(self, space: SearchSpace, seed: int = 0, metric: str = "valid_accuracy",
                  mode: str = "max", **options: Any):
@@ -36,4 +40,5 @@ class TPE(ModelBased):
         min_points = int(self.opts["min_points_in_model"]) or len(self.space) + 1
         return propose(self.space, X, y, self.rng, float(self.opts["top_n_percent"]), min_points,
                        int(self.opts["num_samples"]), float(self.opts["bandwidth_factor"]),
-                       float(self.opts["min_bandwidth"]), self.seen, self.pending_vectors())
+                       float(self.opts["min_bandwidth"]), self.seen, self.pending_vectors(),
+                       float(self.opts["prior_weight"]))
