@@ -137,7 +137,7 @@ class CurveStopper(Stopper):
     def probabilities(self, values: Sequence[Optional[float]], best: float) -> List[float]:
         """Every fitted family's probability that the envelope of ``values`` ends above ``best``
         at the final epoch (all families fitted: what ``should_stop`` decides from)."""
-        x, env = envelope(values)
+        x, env = envelope(clean(values))
         if len(env) < 3:
             return []
         return [p for p in self._probabilities(x, env, best) if p is not None]
