@@ -2,9 +2,10 @@
 stopper, with ``stopper: median`` and with ``stopper: curve``, per seed: total epochs trained
 and the final best valid accuracy (the baseline, no stopper, is run by the same command).
 
-    python bench/stoppers_digits.py run DIR [--seeds 0 1 2] [--trials 40] [--jobs 3]
+    python bench/stoppers_digits.py run DIR [--seeds 0 1 2] [--trials 40] [--jobs 3] [--variants ...]
     python bench/stoppers_digits.py table DIR [--json PATH]
     python bench/stoppers_digits.py curves DIR [--out tests/data/digits_curves.json]
+    python bench/stoppers_digits.py cost [--data tests/data/digits_curves.json] [--json PATH]
 
 ``run`` writes one spec per variant and seed under DIR and runs each with ``nasrun run`` in one
 process (one worker group: trials in ask order, so a run is reproducible and the stoppers'
@@ -12,6 +13,11 @@ decisions do not depend on timing); ``--jobs`` runs that many at once. ``table``
 experiments; ``curves`` writes the baseline runs' per-epoch valid accuracy (the data file the
 stopper tests replay, tests/test_stoppers.py). Target: at least 2x fewer epochs for at most 0.5
 points lower final best (mean over seeds).
+
+``cost`` replays recorded curves (no training) through ``stopper: curve`` as the one-group run
+tells them and times rank 0's work per epoch report: ``should_stop`` as it runs (no fit while
+the envelope reaches the best, families fitted only until the majority is decided) against
+fitting all six families on every report, on the same reports in the same run.
 """
 from __future__ import annotations
 
@@ -20,7 +26,8 @@ import json
 import os
 import subprocess
 import sys
-from typing import Any, Dict, List
+import time
+from typing import Any, Dict, List, Sequence
 
 import yaml
 from _table import ROOT, mpi_env, table, verdict, write_json
@@ -40,11 +47,12 @@ def spec_for(variant: str, seed: int, trials: int, out: str) -> Dict[str, Any]:
     return d
 
 
-def run(out: str, seeds: List[int], trials: int, jobs: int) -> None:
+def run(out: str, seeds: List[int], trials: int, jobs: int,
+        variants: Sequence[str] = VARIANTS) -> None:
     os.makedirs(out, exist_ok=True)
     todo = []
     for seed in seeds:
-        for v in VARIANTS:
+        for v in variants:
             path = os.path.join(out, f"{v}-s{seed}.yaml")
             with open(path, "w") as f:
                 yaml.safe_dump(spec_for(v, seed, trials, out), f, sort_keys=False)
@@ -115,18 +123,78 @@ def print_table(res: Dict[str, Any]) -> None:
                   f"(target: >= 2x, >= -0.5): {verdict(fewer >= 2.0 and diff >= -0.5)}")
 
 
+def cost(data: str) -> Dict[str, Any]:
+    """Per-report rank-0 time of the curve stopper on recorded curves (see the module doc)."""
+    from nasrun.stoppers.base import clean
+    from nasrun.stoppers.curve import CurveStopper
+    with open(data) as f:
+        doc = json.load(f)
+    epochs = int(doc["epochs"])
+    import scipy.optimize  # noqa: F401  (imported once, outside the timings)
+    lazy: List[float] = []
+    full: List[float] = []
+    for run in doc["runs"]:
+        s = CurveStopper(epochs)
+        for tid, curve in enumerate(run["trials"]):
+            n = epochs
+            for t in range(1, epochs + 1):
+                t0 = time.perf_counter()
+                stop = s.should_stop(tid, curve[:t])
+                lazy.append(time.perf_counter() - t0)
+                if 3 <= t < epochs and s.best is not None and s.count >= int(s.opts["min_trials"]):
+                    t0 = time.perf_counter()
+                    s.probabilities(clean(curve[:t]), s.best)
+                    full.append(time.perf_counter() - t0)
+                else:
+                    full.append(lazy[-1])  # neither fits anything on this report
+                if stop:
+                    n = t
+                    break
+            s.finished(tid, curve[:n], stopped=n < epochs)
+
+    def stats(xs: List[float]) -> Dict[str, float]:
+        a = sorted(xs)
+        return {"reports": len(a), "mean_ms": 1e3 * sum(a) / len(a),
+                "p95_ms": 1e3 * a[int(0.95 * (len(a) - 1))], "max_ms": 1e3 * a[-1],
+                "total_s": sum(a)}
+    return {"data": data, "should_stop": stats(lazy), "all_families_every_report": stats(full),
+            "loadavg": os.getloadavg()[0]}
+
+
+def print_cost(res: Dict[str, Any]) -> None:
+    cells = [[k, v["reports"], f"{v['mean_ms']:.2f}", f"{v['p95_ms']:.2f}", f"{v['max_ms']:.2f}",
+              f"{v['total_s']:.2f}"]
+             for k, v in (("curve: should_stop", res["should_stop"]),
+                          ("curve: all 6 families fitted every report",
+                           res["all_families_every_report"]))]
+    print(table(f"rank-0 time per epoch report, recorded digits curves "
+                f"(load average {res['loadavg']:.2f})",
+                ["work", "reports", "mean ms", "p95 ms", "max ms", "total s"], cells))
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("command", choices=("run", "table", "curves"))
-    ap.add_argument("dir")
+    ap.add_argument("command", choices=("run", "table", "curves", "cost"))
+    ap.add_argument("dir", nargs="?", help="the runs' folder (run, table, curves)")
+    ap.add_argument("--data", default=str(ROOT / "tests" / "data" / "digits_curves.json"),
+                    help="cost: the recorded curves to replay")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--trials", type=int, default=40)
     ap.add_argument("--jobs", type=int, default=1)
+    ap.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS),
+                    help="run only these (the table reads whatever DIR holds)")
     ap.add_argument("--json", help="write the table's numbers here")
     ap.add_argument("--out", default=str(ROOT / "tests" / "data" / "digits_curves.json"))
     a = ap.parse_args(argv)
+    if a.command == "cost":
+        res = cost(a.data)
+        print_cost(res)
+        write_json(a.json, res)
+        return 0
+    if a.dir is None:
+        ap.error(f"{a.command} needs DIR")
     if a.command == "run":
-        run(a.dir, a.seeds, a.trials, a.jobs)
+        run(a.dir, a.seeds, a.trials, a.jobs, a.variants)
     if a.command in ("run", "table"):
         res = summarize(a.dir)
         print_table(res)

@@ -110,3 +110,13 @@ def test_strategies(tmp_path):
     assert all(r["branin_regret"] >= 0 and r["hartmann6_regret"] >= 0 for r in fn.values())
     assert [set(r) - {"method"} for r in data["ask_tell_us"]] == [{"20", "40"}] * 6
     assert "Branin" in out and "Chain space" in out and "wall time" in out
+
+
+def test_stoppers_digits_cost(tmp_path):
+    """The curve stopper's rank-0 cost on the recorded digits curves: the same reports are timed
+    both ways (no timing check)."""
+    data, out = bench(tmp_path, "stoppers_digits.py", "cost")
+    lazy, full = data["should_stop"], data["all_families_every_report"]
+    assert lazy["reports"] == full["reports"] > 3 * 40 * 3  # 3 runs of 40 trials, >= 3 reports each
+    assert all(v["max_ms"] >= v["p95_ms"] >= 0 for v in (lazy, full))
+    assert "all 6 families fitted every report" in out

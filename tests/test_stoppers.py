@@ -12,6 +12,7 @@ from nasrun.errors import SpecError
 from nasrun.runtime.driver import Driver
 from nasrun.spec import parse_spec
 from nasrun.stoppers import make_stopper
+from nasrun.stoppers.curve import CurveStopper
 from nasrun.store import DONE, FAILED, open_store
 
 DATA = os.path.join(HERE, "data", "digits_curves.json")
@@ -144,36 +145,113 @@ def test_status_and_report_show_stopped_trials(tmp_path):
 
 
 # -- recorded digits curves (bench/stoppers_digits.py curves) ---------------------------------
-def replay(name, trials, epochs):
-    """The trials, in order, through the stopper with its defaults, as the one-group run would
-    have told them: (epochs trained, final best, whether the best full-run trial was stopped)."""
-    s = make_stopper(name, epochs)
-    used, best = 0, None
-    top = max(range(len(trials)), key=lambda i: trials[i][-1])
-    top_stopped = False
-    for tid, curve in enumerate(trials):
-        n = next((t for t in range(1, epochs + 1) if s.should_stop(tid, curve[:t])), epochs)
-        s.finished(tid, curve[:n], stopped=n < epochs)
-        used += n
-        best = curve[n - 1] if best is None else max(best, curve[n - 1])
-        top_stopped |= tid == top and n < epochs
-    return used, best, top_stopped
-
-
-@pytest.mark.parametrize("name, fewer", [("median", 2.2), ("curve", 1.15)])  # measured: 2.36x, 1.25x
-def test_replayed_digits_curves_save_epochs_and_keep_the_best(name, fewer):
+def recorded_runs():
     with open(DATA) as f:
         doc = json.load(f)
     assert len(doc["runs"]) == 3
-    total = used = 0
     for run in doc["runs"]:
+        assert len(run["trials"]) == 40 and all(len(c) == doc["epochs"] for c in run["trials"])
+    return doc["epochs"], doc["runs"]
+
+
+def replay(stopper, trials, epochs, on_report=None):
+    """The trials, in order, through ``stopper`` as the one-group run would have told them:
+    (epochs trained, final best). ``on_report(stopper, curve so far, decision)`` sees each ask."""
+    used, best = 0, None
+    for tid, curve in enumerate(trials):
+        n = epochs
+        for t in range(1, epochs + 1):
+            stop = stopper.should_stop(tid, curve[:t])
+            if on_report is not None:
+                on_report(stopper, curve[:t], stop)
+            if stop:
+                n = t
+                break
+        stopper.finished(tid, curve[:n], stopped=n < epochs)
+        used += n
+        best = curve[n - 1] if best is None else max(best, curve[n - 1])
+    return used, best
+
+
+# measured on these curves (recorded before the curve stopper's envelope and vote): median 2.36x,
+# curve 1.43x; every run's final best within 0.5 points of its no-stopper best (the issue's
+# tolerance: curve stops seed 1's best trial, whose last epoch jumped from 0.86 to 0.99: -0.22)
+@pytest.mark.parametrize("name, fewer", [("median", 2.2), ("curve", 1.35)])
+def test_replayed_digits_curves_save_epochs_and_keep_the_best(name, fewer):
+    epochs, runs = recorded_runs()
+    total = used = 0
+    for run in runs:
         trials = run["trials"]
-        assert len(trials) == 40 and all(len(c) == doc["epochs"] for c in trials)
-        n, best, top_stopped = replay(name, trials, doc["epochs"])
+        n, best = replay(make_stopper(name, epochs), trials, epochs)
         full_best = max(c[-1] for c in trials)
-        assert not top_stopped and best >= full_best - 0.005, (run["seed"], best, full_best)
-        total, used = total + len(trials) * doc["epochs"], used + n
+        assert best >= full_best - 0.005, (run["seed"], best, full_best)
+        total, used = total + len(trials) * epochs, used + n
     assert total / used >= fewer, (total, used)
+
+
+def test_curve_decides_as_the_majority_of_all_its_fitted_families():
+    """The lazy vote (families fitted only until it is decided, none while the envelope reaches
+    the best) answers what fitting every family would, at every report of the recorded runs."""
+    epochs, runs = recorded_runs()
+    seen = {"stop": 0, "go": 0, "reached": 0}
+
+    def check(s, curve, stop):
+        if len(curve) < 3 or len(curve) >= epochs or s.count < s.opts["min_trials"]:
+            assert not stop
+            return
+        if max(curve) >= s.best:
+            assert not stop
+            seen["reached"] += 1
+            return
+        probs = s.probabilities(curve, s.best)
+        below = sum(p < s.opts["threshold"] for p in probs)
+        assert stop == (below > len(probs) - below), (curve, probs)
+        seen["stop" if stop else "go"] += 1
+
+    for run in runs:
+        replay(make_stopper("curve", epochs), run["trials"], epochs, check)
+    assert min(seen.values()) >= 20, seen
+
+
+class _Votes(CurveStopper):
+    """A curve stopper whose families answer given probabilities (None: not fitted)."""
+
+    def __init__(self, probs, **options):
+        super().__init__(10, **options)
+        self.probs, self.asked = probs, 0
+        self.best, self.count = 0.99, 5
+
+    def _probabilities(self, x, y, best):
+        for p in self.probs:
+            self.asked += 1
+            yield p
+
+
+@pytest.mark.parametrize("probs, stop, asked", [
+    ([0.01, 0.01, 0.01, 0.01, 0.02, 0.99], True, 4),  # one wild family: the mixture's 0.175 kept it
+    ([0.01, 0.01, 0.01, 0.9, 0.9, 0.9], False, 6),  # a tie is no majority
+    ([0.9, 0.9, 0.9, 0.01, 0.01, 0.01], False, 3),  # three of six can no longer be outvoted:
+    ([0.9, 0.01, 0.9, 0.9, 0.01, 0.01], False, 4),  # the rest (the costly fits) are not made
+    ([None, 0.01, None, 0.01, 0.9, None], True, 6),  # two of the three that fitted
+    ([None] * 6, False, 6),
+])
+def test_curve_stops_on_a_majority_of_families_and_fits_no_more_than_it_needs(probs, stop, asked):
+    s = _Votes(probs)
+    assert s.should_stop(0, [0.5, 0.6, 0.65, 0.66]) is stop
+    assert s.asked == asked
+
+
+def test_curve_judges_the_envelope_a_dip_changes_nothing_and_a_trial_at_the_best_goes_on():
+    s = make_stopper("curve", 10)
+    for tid in range(3):
+        s.finished(tid, [0.5, 0.8, 0.9, 0.95, 0.97, 0.98, 0.985, 0.99, 0.99, 0.99])
+    plateau = [0.6, 0.8, 0.86, 0.88, 0.885, 0.89, 0.89, 0.89, 0.89]
+    dipped = plateau[:3] + [0.3] + plateau[4:]  # one noisy epoch loses 58 points
+    assert [s.should_stop(9, plateau[:t]) for t in range(3, 10)] \
+        == [s.should_stop(9, dipped[:t]) for t in range(3, 10)]
+    assert s.should_stop(9, dipped[:6])  # 0.89 against 0.99 with a flat envelope: stopped
+    reached = [0.6, 0.99, 0.7, 0.7, 0.7, 0.7, 0.7]  # has matched the best once: never stopped
+    assert not any(s.should_stop(9, reached[:t]) for t in range(3, 8))
 
 
 def test_a_trial_continued_from_a_checkpoint_reports_its_whole_curve():
