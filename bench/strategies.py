@@ -63,16 +63,18 @@ def drive(strategy: Any, evaluate: Evaluate, groups: int, n_evals: int, metric: 
     """Run ``strategy`` with ``groups`` simulated groups until ``n_evals`` evaluations finished.
 
     Returns the best-so-far (by ``sign * value``, full-budget evaluations only) and the test
-    value of that pick after each finished evaluation, and ask+tell µs per trial (CPU time of
-    this process: on a shared machine wall time would measure the other processes too)."""
+    value of that pick after each finished evaluation, ask+tell µs per trial (CPU time of
+    this process: on a shared machine wall time would measure the other processes too) and the
+    groups' utilization until the last evaluation counted finished (busy / (groups x time); a
+    group is idle when the strategy answers WAIT)."""
     running: List[Tuple[float, int, Suggestion, Tuple[Optional[float], float, float, bool]]] = []
-    cpu, seq, now = 0.0, 0, 0.0
+    cpu, seq, now, busy = 0.0, 0, 0.0, 0.0
     best_valid: List[float] = []
     best_test: List[float] = []
     best: Optional[Tuple[float, float]] = None
 
     def launch() -> bool:
-        nonlocal cpu, seq
+        nonlocal cpu, seq, busy
         t0 = time.process_time()
         s = strategy.ask()
         cpu += time.process_time() - t0
@@ -80,6 +82,7 @@ def drive(strategy: Any, evaluate: Evaluate, groups: int, n_evals: int, metric: 
             return False
         result = evaluate(s)
         heapq.heappush(running, (now + result[2], seq, s, result))
+        busy += result[2]
         seq += 1
         return True
 
@@ -98,7 +101,9 @@ def drive(strategy: Any, evaluate: Evaluate, groups: int, n_evals: int, metric: 
         best_test.append(best[1] if best else math.nan)
         while len(running) < groups and len(best_valid) + len(running) < n_evals and launch():
             pass
-    return {"valid": best_valid, "test": best_test, "us": 1e6 * cpu / max(1, seq)}
+    busy -= sum(end - now for end, *_ in running)  # the unfinished part of trials still running
+    util = busy / (groups * now) if now > 0 else math.nan
+    return {"valid": best_valid, "test": best_test, "us": 1e6 * cpu / max(1, seq), "util": util}
 
 
 # -- the objectives ----------------------------------------------------------------------------
@@ -182,6 +187,15 @@ def _ms(xs: Sequence[float], fmt: str = ".2f") -> str:
     return "-" if math.isnan(mean) else f"{mean:{fmt}} ± {sd:{fmt}}"
 
 
+def _p_greater(xs: Sequence[float], ys: Sequence[float]) -> float:
+    """One-sided Mann-Whitney U p-value that ``xs`` tend to be larger than ``ys``."""
+    from scipy.stats import mannwhitneyu
+    xs, ys = [x for x in xs if not math.isnan(x)], [y for y in ys if not math.isnan(y)]
+    if not xs or not ys:
+        return math.nan
+    return float(mannwhitneyu(xs, ys, alternative="greater").pvalue)
+
+
 def _reach(runs: Sequence[Mapping[str, Any]], target: float,
            sign: float = 1.0) -> Tuple[Optional[float], int]:
     hits = []
@@ -197,6 +211,7 @@ def nb201_tables(results: Mapping[Tuple[str, int], List[Dict[str, Any]]], groups
     texts, rows = [], []
     for g in groups:
         target = _stats([r["valid"][-1] for r in results[("random", g)]])[0]
+        mid = checkpoints[len(checkpoints) // 2]
         cells = []
         for m in [m for m in METHODS if (m, g) in results]:
             runs = results[(m, g)]
@@ -210,12 +225,17 @@ def nb201_tables(results: Mapping[Tuple[str, int], List[Dict[str, Any]]], groups
                 test = [r["test"][n - 1] for r in runs]
                 row[f"valid_{n}"], row[f"test_{n}"] = _stats(valid), _stats(test)
                 cell += [_ms(valid), _ms(test)]
+            row[f"p_vs_random_{mid}"] = _p_greater([r["valid"][mid - 1] for r in runs],
+                                                   [r["valid"][mid - 1] for r in results[("random", g)]])
+            row["utilization"] = statistics.fmean(r["util"] for r in runs)
             cell += [f"{reach if reach is not None else '-'} ({hit}/{len(runs)})",
-                     f"{row['ask_tell_us']:.0f}"]
+                     "-" if m == "random" else f"{row[f'p_vs_random_{mid}']:.2g}",
+                     f"{100 * row['utilization']:.1f}%", f"{row['ask_tell_us']:.0f}"]
             rows.append(row)
             cells.append(cell)
         headers = ["method"] + [f"{k} @{n}" for n in checkpoints for k in ("valid", "test")] + [
-            "evals to random's final (median, reached)", "ask+tell CPU µs"]
+            "evals to random's final (median, reached)", f"p > random @{mid}", "utilization",
+            "ask+tell CPU µs"]
         texts.append(table(f"NAS-Bench-201 CIFAR-10, {g} group(s), {len(results[('random', g)])} seeds "
                            f"(random's mean valid after {checkpoints[-1]}: {target:.2f})", headers, cells))
     return texts, rows
