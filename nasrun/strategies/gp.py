@@ -8,8 +8,9 @@ scores of the model's window warped by ``transform``: ``power`` (default, Yeo-Jo
 :func:`model_based.gaussian_ranks`) (see :mod:`nasrun.strategies.model_based`). Integers
 are scored only at their own values: every candidate is a configuration of the space.
 
-Hyperparameters maximise the log marginal likelihood with a prior on the length scales (L-BFGS-B with the analytic gradient, from
-the previous ones, at most 50 iterations) on the best and latest ``fit_window`` observations,
+Hyperparameters maximise the log marginal likelihood with a prior on the length scales
+(L-BFGS-B with the analytic gradient, from the previous ones, at most 50 iterations) on the
+best and latest ``fit_window`` observations,
 every ``refit_every`` observations; in between the GP is conditioned on the new data with the
 same hyperparameters. Pending trials are handled with a constant liar: each counts as an
 observation of the worst score in the window, so that asynchronous asks spread out instead of
