@@ -1,5 +1,6 @@
 """Stoppers on real training: configs/default.yaml's digits search with 40 trials, without a
-stopper, with ``stopper: median`` and with ``stopper: curve``, per seed: total epochs trained
+stopper, with ``stopper: median``, with ``stopper: curve`` and with the median rule on Optuna's
+reference (``median_value``: the values at the epoch), per seed: total epochs trained
 and the final best valid accuracy (the baseline, no stopper, is run by the same command).
 
     python bench/stoppers_digits.py run DIR [--seeds 0 1 2] [--trials 40] [--jobs 3] [--variants ...]
@@ -34,7 +35,11 @@ from _table import ROOT, mpi_env, table, verdict, write_json
 
 from nasrun.store import open_store
 
-VARIANTS = ("none", "median", "curve")
+#: variant -> the spec's strategy.stopper (None: no stopper); median_value is the median rule
+#: with Optuna's reference (the values at the epoch, not the running averages)
+STOPPERS: Dict[str, Any] = {"none": None, "median": "median", "curve": "curve",
+                            "median_value": {"name": "median", "reference": "value"}}
+VARIANTS = tuple(STOPPERS)
 
 
 def spec_for(variant: str, seed: int, trials: int, out: str) -> Dict[str, Any]:
@@ -42,8 +47,8 @@ def spec_for(variant: str, seed: int, trials: int, out: str) -> Dict[str, Any]:
     d["experiment"] = {"name": f"digits-{variant}-s{seed}", "seed": seed,
                        "output_dir": os.path.join(out, "runs", f"{variant}-s{seed}")}
     d["budget"]["max_trials"] = trials
-    if variant != "none":
-        d["strategy"]["stopper"] = variant
+    if STOPPERS[variant] is not None:
+        d["strategy"]["stopper"] = STOPPERS[variant]
     return d
 
 
@@ -115,7 +120,7 @@ def print_table(res: Dict[str, Any]) -> None:
     print(table("digits search, 40 trials: epochs trained and final best valid accuracy (%)",
                 ["stopper", "seed", "trials", "stopped", "epochs", "fewer epochs", "final best"], cells))
     base = means.get("none")
-    for v in ("median", "curve"):
+    for v in VARIANTS[1:]:
         if base and v in means:
             fewer = base["epochs"] / means[v]["epochs"]
             diff = 100 * (means[v]["best"] - base["best"])

@@ -39,6 +39,7 @@ resources: {{max_consecutive_failures: 5}}
     ("{name: median, min_trials: 0}", "strategy.stopper.min_trials", ">= 1"),
     ("{name: median, min_trials: two}", "strategy.stopper.min_trials", "expected an integer"),
     ("{name: median, patience: 3}", "strategy.stopper.patience", "unknown option of stopper 'median'"),
+    ("{name: median, reference: mean}", "strategy.stopper.reference", "expected 'average'"),
     ("{threshold: 0.1}", "strategy.stopper", "needs a name"),
     ("[median]", "strategy.stopper", "expected a stopper name"),
 ])
@@ -187,6 +188,32 @@ def test_replayed_digits_curves_save_epochs_and_keep_the_best(name, fewer):
         assert best >= full_best - 0.005, (run["seed"], best, full_best)
         total, used = total + len(trials) * epochs, used + n
     assert total / used >= fewer, (total, used)
+
+
+def test_median_reference_average_or_value_at_the_epoch():
+    """Golovin's rule compares with the running averages of the finished trials, Optuna's with
+    their values at the epoch: a trial between the two medians goes on under the first only."""
+    finished = [[0.2, 0.6, 0.9], [0.3, 0.7, 0.9], [0.1, 0.5, 0.8]]  # at epoch 2: averages .4 .5 .3
+    rules = {ref: make_stopper("median", 3, min_trials=3, reference=ref) for ref in ("average", "value")}
+    for rule in rules.values():
+        for i, curve in enumerate(finished):
+            rule.finished(i, curve)
+    trial = [0.3, 0.45]  # best 0.45: above the averages' median (0.4), below the values' (0.6)
+    assert not rules["average"].should_stop(9, trial)
+    assert rules["value"].should_stop(9, trial)
+    assert not rules["value"].should_stop(9, [0.3, 0.65])
+    again = make_stopper("median", 3, min_trials=3, reference="value")
+    again.load_state_dict(rules["value"].state_dict())
+    assert again.should_stop(9, trial)
+
+
+def test_median_on_values_stops_more_of_the_recorded_digits_curves():
+    epochs, runs = recorded_runs()
+    used = {}
+    for ref in ("average", "value"):
+        used[ref] = sum(replay(make_stopper("median", epochs, reference=ref), run["trials"], epochs)[0]
+                        for run in runs)
+    assert used["value"] < used["average"], used
 
 
 def test_curve_decides_as_the_majority_of_all_its_fitted_families():

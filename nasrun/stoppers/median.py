@@ -2,8 +2,11 @@
 
 Stop a trial after epoch ``t`` when its best value so far is worse than the median, over the
 trials that ran to the end, of their running averages at epoch ``t`` (the mean of their values
-over epochs 1..t). Nothing is stopped before ``grace_epochs`` epochs, nor before ``min_trials``
-trials have run to the end; a trial that a stopper ended early is not a reference (its curve is
+over epochs 1..t): Golovin et al.'s rule, Ray Tune's ``MedianStoppingRule``. With ``reference:
+value`` the median is of their values at epoch ``t`` instead, as Optuna's ``MedianPruner`` does:
+a rising curve's value at ``t`` is above its running average, so this rule stops more.
+Nothing is stopped before ``grace_epochs`` epochs, nor before ``min_trials`` trials have run to
+the end; a trial that a stopper ended early is not a reference (its curve is
 a bad one by construction: it would pull the median down), a failed one is no information.
 """
 from __future__ import annotations
@@ -16,17 +19,20 @@ from .base import Curve, Stopper, clean
 
 
 class MedianStopper(Stopper):
-    options: Dict[str, Any] = {"grace_epochs": 1, "min_trials": 5}
+    options: Dict[str, Any] = {"grace_epochs": 1, "min_trials": 5, "reference": "average"}
 
     @classmethod
     def option_problem(cls, name: str, value: Any) -> Optional[str]:
         if name in ("grace_epochs", "min_trials") and value < 1:
             return f"expected an integer >= 1, got {value}"
+        if name == "reference" and value not in ("average", "value"):
+            return f"expected 'average' (running averages) or 'value' (values at the epoch), got {value!r}"
         return None
 
     def __init__(self, epochs: int, **options: Any) -> None:
         super().__init__(epochs, **options)
-        # trial id -> running averages of its values (None where no finite value yet)
+        # trial id -> running averages of its values (None where no finite value yet), or its
+        # values with reference: value
         self.references: Dict[int, List[Optional[float]]] = {}
 
     def should_stop(self, trial_id: int, curve: Curve) -> bool:
@@ -54,7 +60,7 @@ class MedianStopper(Stopper):
         for v in clean(curve):
             if v is not None:
                 total, n = total + v, n + 1
-            out.append(total / n if n else None)
+            out.append(v if self.opts["reference"] == "value" else total / n if n else None)
         if n:  # a curve without a finite value is no information
             self.references[int(trial_id)] = out
 
