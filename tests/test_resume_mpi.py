@@ -262,3 +262,18 @@ def test_a_bad_spec_under_mpirun_is_one_message(tmp_path):
     rc, out = nasrun(["run", str(tmp_path / "spec.yaml")], tmp_path, np_=3)
     assert rc == 2 and "Traceback" not in out, out
     assert out.count("nasrun: error:") == 1 and "budget.max_trials" in out, out
+
+
+def test_a_second_writer_under_mpirun_ends_every_rank_at_once(tmp_path):
+    """The experiment's lock is taken before the worker ranks wait for work: a run refused for
+    a live writer exits (exit 2, the owner named) instead of leaving its workers waiting."""
+    d = tmp_path / "exp"
+    d.mkdir()
+    (d / "experiment.lock").write_text(json.dumps(
+        {"host": __import__("socket").gethostname(), "pid": os.getpid()}))  # this test: alive
+    (tmp_path / "spec.yaml").write_text(spec_text(str(d), "random", 4))
+    job = Job(3, ["run", str(tmp_path / "spec.yaml")], str(tmp_path), mpi_env())
+    assert job.wait(120) == 2, job.output
+    assert f"being written by another run (pid {os.getpid()}" in job.output
+    assert json.loads((d / "experiment.lock").read_text())["pid"] == os.getpid()  # untouched
+    assert not (d / "experiment.h5").exists()

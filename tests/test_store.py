@@ -5,6 +5,7 @@ import shutil
 import subprocess
 import sys
 import threading
+import time
 import warnings
 
 import h5py
@@ -375,6 +376,37 @@ def test_one_writer_per_experiment_and_a_dead_owner_does_not_keep_the_lock(tmp_p
     third = open_store(str(tmp_path))
     third.begin(SPEC, "t", None)
     third.close()
+
+
+def test_a_zombie_owner_does_not_keep_the_lock(tmp_path):
+    """A killed writer stays a zombie until its new parent reaps it; signal 0 still reaches it.
+    A run resumed at once must take the lock over, not be refused for a process that is gone."""
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    try:
+        deadline = time.monotonic() + 60
+        while open(f"/proc/{child.pid}/stat").read().rsplit(")", 1)[1].split()[0] != "Z":
+            assert time.monotonic() < deadline, "the child did not exit"
+            time.sleep(0.01)
+        os.kill(child.pid, 0)  # a zombie: signal 0 still succeeds
+        (tmp_path / "experiment.lock").write_text(json.dumps(
+            {"host": __import__("socket").gethostname(), "pid": child.pid}))
+        store = open_store(str(tmp_path))
+        store.begin(SPEC, "t", None)
+        assert json.loads((tmp_path / "experiment.lock").read_text())["pid"] == os.getpid()
+        store.close()
+    finally:
+        child.wait()
+
+
+def test_claiming_twice_is_one_claim_and_begin_keeps_it(tmp_path):
+    store = open_store(str(tmp_path))
+    store.claim()
+    store.claim()
+    store.begin(SPEC, "t", None)
+    with pytest.raises(LockedError):
+        open_store(str(tmp_path)).claim()
+    store.close()
+    assert not (tmp_path / "experiment.lock").exists()
 
 
 def test_planted_symlinks_are_never_followed(tmp_path):

@@ -9,6 +9,7 @@ from typing import Any, Dict, Iterable, Optional
 
 from ..errors import CheckpointError, NasrunError, UserInputError
 from ..store.base import Loaded, Store
+from ..store.lock import LockedError
 from .specdiff import spec_differences
 
 TOKEN_PREFIX = ".nasrun-token-"
@@ -80,6 +81,8 @@ def run_experiment(spec, spec_text: str, store: Optional[Store], comm: Any = Non
     loaded, problem, token = None, None, None
     if rank == 0:
         try:
+            if store is not None:  # refused here, a second writer ends every rank (not later,
+                store.claim()      # in the driver, with the workers already waiting for work)
             loaded = store.load() if (resume and store is not None) else None
             if loaded is not None:
                 check_resume(loaded, spec, force)
@@ -95,6 +98,8 @@ def run_experiment(spec, spec_text: str, store: Optional[Store], comm: Any = Non
             raise SystemExit(CheckpointError.exit_code)
         token = msg[1]
     if problem is not None:
+        if store is not None and not isinstance(problem, LockedError):
+            store.close()  # the lock this run took
         raise problem
     if progress is None:
         # A live bar only where it can be seen: Open MPI hands every rank a pseudo-terminal even

@@ -122,6 +122,10 @@ class Store(abc.ABC):
     def load(self) -> Optional["Loaded"]:
         """The newest good state, or None when there is no experiment yet."""
 
+    def claim(self) -> None:
+        """Become the experiment's only writer now, before anything is loaded or any worker
+        waits (``begin`` claims too; claiming twice is one claim). A live writer: LockedError."""
+
     @abc.abstractmethod
     def begin(self, spec_text: str, version: str, loaded: Optional["Loaded"],
               metric: str = "valid_accuracy", mode: str = "max") -> None:

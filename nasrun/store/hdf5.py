@@ -408,11 +408,17 @@ class HDF5Store(Store):
         return loaded
 
     # -- writing ---------------------------------------------------------------------------------
-    def begin(self, spec_text: str, version: str, loaded: Optional[Loaded], metric: str = "valid_accuracy",
-              mode: str = "max") -> None:
+    def claim(self) -> None:
         try:
             os.makedirs(self.dir, exist_ok=True)
             self.lock.acquire()
+        except OSError as e:
+            raise StorageError(f"cannot create the experiment in {self.dir}: {e.strerror or e}") from None
+
+    def begin(self, spec_text: str, version: str, loaded: Optional[Loaded], metric: str = "valid_accuracy",
+              mode: str = "max") -> None:
+        self.claim()
+        try:
             for d in (self.segments_dir, self.journal_dir, self.weights_dir):
                 os.makedirs(d, exist_ok=True)
         except OSError as e:

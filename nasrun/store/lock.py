@@ -22,13 +22,20 @@ class LockedError(UserInputError):
 
 
 def _alive(pid: int) -> bool:
+    """Whether ``pid`` runs on this host. A zombie does not: a killed owner stays one until its
+    new parent reaps it (after mpirun is killed, whenever PID 1 gets to it), and a run that
+    resumes at once must not be refused for it."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True  # no /proc (or it vanished meanwhile): signal 0 said it runs
 
 
 class WriterLock:
@@ -61,6 +68,10 @@ class WriterLock:
         return None
 
     def acquire(self) -> None:
+        """Take the lock (again: a no-op while this object holds it); LockedError when a live
+        writer holds it."""
+        if self.held:
+            return
         me = {"host": socket.gethostname(), "pid": os.getpid(),
               "job_id": os.environ.get("SLURM_JOB_ID"), "started": time.time()}
         for _ in range(3):
