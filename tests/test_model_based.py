@@ -213,6 +213,8 @@ def test_tpe_prior_keeps_density_everywhere_and_samples_from_the_prior():
         return float(np.mean(np.abs(np.array(draws) - 0.1) > 0.45))
     assert far_share(0.0) == 0.0
     assert 0.1 < far_share(1.0) < 0.6
+    with pytest.raises(ValueError, match="prior_weight must be at least 0"):
+        make_strategy("tpe", space, prior_weight=-1.0)
 
 
 def test_gp_beats_random_tenfold_on_hartmann6():

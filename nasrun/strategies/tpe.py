@@ -34,6 +34,8 @@ class TPE(ModelBased):
         super().__init__(space, seed, metric, mode, **options)
         if not 0.0 < float(self.opts["top_n_percent"]) < 100.0:
             raise ValueError("top_n_percent must be between 0 and 100")
+        if float(self.opts["prior_weight"]) < 0.0:
+            raise ValueError("prior_weight must be at least 0 (0: no prior, BOHB's model)")
 
     def _propose(self) -> Optional[Config]:
         X, y = self.window()
