@@ -109,7 +109,7 @@ def test_nothing_is_stopped_before_min_trials_have_finished(name):
 @pytest.mark.parametrize("name", NAMES)
 def test_options_have_typed_defaults_and_unknown_options_rejected(name):
     cls = STOPPERS[name]
-    assert cls.options and all(isinstance(v, (int, float)) for v in cls.options.values())
+    assert cls.options and all(isinstance(v, (int, float, str)) for v in cls.options.values())
     with pytest.raises(ValueError, match="unknown options"):
         make_stopper(name, EPOCHS, no_such_option=1)
     with pytest.raises(ValueError, match="epochs"):
