@@ -1,5 +1,6 @@
 """Behaviour of the model-based strategies (gp, smac, tpe) and local search beyond the shared suite."""
 import math
+import os
 
 import numpy as np
 import pytest
@@ -15,6 +16,17 @@ from nasrun.trial import Outcome
 
 SPACES = spaces()
 MODEL_BASED = ["gp", "smac", "tpe"]
+
+
+def bench_function(name):
+    """(space, function to minimise, its minimum) from bench/_functions.py: the test functions
+    of bench/strategies.py, one definition for the bench and the tests."""
+    import importlib.util
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "bench", "_functions.py")
+    spec = importlib.util.spec_from_file_location("bench_functions", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return getattr(module, name)()
 
 
 def run(strategy, f, n):
@@ -220,18 +232,12 @@ def test_tpe_prior_keeps_density_everywhere_and_samples_from_the_prior():
 def test_gp_beats_random_tenfold_on_hartmann6():
     """Mean simple regret after 50 evaluations over 3 seeds (the bench uses 30)."""
     from nasrun.strategies.gp import GaussianProcessBO
-    A = np.array([[10, 3, 17, 3.5, 1.7, 8], [0.05, 10, 17, 0.1, 8, 14],
-                  [3, 3.5, 1.7, 10, 17, 8], [17, 8, 0.05, 10, 0.1, 14]])
-    P = 1e-4 * np.array([[1312, 1696, 5569, 124, 8283, 5886], [2329, 4135, 8307, 3736, 1004, 9991],
-                         [2348, 1451, 3522, 2883, 3047, 6650], [4047, 8828, 8732, 5743, 1091, 381]])
-    alpha = np.array([1.0, 1.2, 3.0, 3.2])
-    space = SearchSpace([Float(f"x{i}", {}, 0.0, 1.0) for i in range(6)])
+    space, hartmann6, optimum = bench_function("hartmann6")
 
     def neg_hartmann(c):
-        x = np.array([c[f"x{i}"] for i in range(6)])
-        return float(alpha @ np.exp(-np.sum(A * (x - P) ** 2, axis=1)))
-    regret = {m: np.mean([3.32237 - run(make_strategy(m, space, seed=s, metric="score", mode="max"),
-                                        neg_hartmann, 50)[-1] for s in range(3)]) for m in ("random", "gp")}
+        return -hartmann6(c)
+    regret = {m: np.mean([-optimum - run(make_strategy(m, space, seed=s, metric="score", mode="max"),
+                                         neg_hartmann, 50)[-1] for s in range(3)]) for m in ("random", "gp")}
     assert regret["gp"] < regret["random"] / 10, regret
     with pytest.raises(ValueError, match="transform must be one of"):
         GaussianProcessBO(space, transform="log")
@@ -240,12 +246,10 @@ def test_gp_beats_random_tenfold_on_hartmann6():
 @pytest.mark.parametrize("name", MODEL_BASED)
 def test_model_based_beats_random_on_branin(name):
     """Mean regret after 30 evaluations over 10 seeds: each model at least halves random search's."""
-    space = SearchSpace([Float("x1", {}, -5.0, 10.0), Float("x2", {}, 0.0, 15.0)])
+    space, branin, optimum = bench_function("branin")
 
     def neg_branin(c):
-        x1, x2 = c["x1"], c["x2"]
-        return -((x2 - 5.1 / (4 * math.pi ** 2) * x1 ** 2 + 5 / math.pi * x1 - 6) ** 2
-                 + 10 * (1 - 1 / (8 * math.pi)) * math.cos(x1) + 10)
+        return -branin(c)
     regret = {m: np.mean([-run(make_strategy(m, space, seed=s, metric="score", mode="max"), neg_branin,
-                               30)[-1] - 0.397887 for s in range(10)]) for m in ("random", name)}
+                               30)[-1] - optimum for s in range(10)]) for m in ("random", name)}
     assert regret[name] < regret["random"] / 2, regret
