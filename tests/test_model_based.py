@@ -117,6 +117,49 @@ def test_pending_configurations_are_never_proposed_again(name):
     assert len(set(keys)) == len(keys)
 
 
+@pytest.mark.parametrize("name", MODEL_BASED)
+def test_initial_design_counts_asks_so_idle_groups_get_model_configurations(name):
+    """n_initial asks are random; the next one comes from the model once two results are in,
+    however many of the initial configurations are still running (8 groups, n_initial 5)."""
+    space = SPACES["nb201"]
+    extra = {"min_points_in_model": 1} if name == "tpe" else {}  # else tpe's KDEs need d + 1
+    strategy = make_strategy(name, space, seed=0, metric="score", mode="max", n_initial=5,
+                             random_fraction=0.0, **extra)
+    first = [strategy.ask() for _ in range(8)]
+    assert [s.info["origin"] for s in first] == ["random"] * 8  # fewer than two observations
+    strategy.tell(Outcome(first[0].trial_id, "done", {"score": 1.0}))
+    assert strategy.ask().info["origin"] == "random"
+    strategy.tell(Outcome(first[1].trial_id, "done", {"score": 2.0}))
+    assert strategy.ask().info["origin"] == "model"  # 2 results, 10 asks: 8 trials still running
+
+
+def test_gp_believes_its_own_mean_at_pending_trials():
+    """Kriging believer: a pending trial counts as an observation of the posterior mean, so the
+    mean stays where the data put it (a constant liar would drag it down around the pending
+    trial) and only the uncertainty at the pending trial collapses."""
+    space = SPACES["nb201"]
+    gp = make_strategy("gp", space, seed=0, metric="score", mode="max", n_initial=5)
+    rng = np.random.default_rng(0)
+    for _ in range(12):
+        s = gp.ask()
+        x = np.nan_to_num(space.to_vector(s.config))
+        gp.tell(Outcome(s.trial_id, "done", {"score": float(x[0] + 2 * x[1] - x[2])}))
+    pending = [gp.ask() for _ in range(3)]
+    believer, best = gp.surrogate()
+    X, y = gp.window()
+    z = gp.transform(y)
+    plain = GP(X, z, gp.cats, gp.theta)
+    Q = np.array([space.to_vector(space.sample(rng)) for _ in range(50)]
+                 + [space.to_vector(s.config) for s in pending])
+    mean_b, std_b = believer.predict(Q)
+    mean_p, std_p = plain.predict(Q)
+    assert np.allclose(mean_b, mean_p, atol=1e-6)
+    assert np.all(std_b <= std_p + 1e-9)
+    noise = float(np.exp(gp.theta[-1]))
+    assert np.all(std_b[-3:] < np.sqrt(noise) + 1e-3) and np.all(std_p[-3:] > 2 * np.sqrt(noise))
+    assert best == pytest.approx(float(np.max(z)))
+
+
 def test_window_keeps_the_best_and_the_latest():
     space = SPACES["nb201"]
     tpe = make_strategy("tpe", space, seed=0, metric="score", mode="max", window=10)

@@ -12,9 +12,13 @@ Hyperparameters maximise the log marginal likelihood with a prior on the length 
 (L-BFGS-B with the analytic gradient, from the previous ones, at most 50 iterations) on the
 best and latest ``fit_window`` observations,
 every ``refit_every`` observations; in between the GP is conditioned on the new data with the
-same hyperparameters. Pending trials are handled with a constant liar: each counts as an
-observation of the worst score in the window, so that asynchronous asks spread out instead of
-piling onto one optimum. The next configuration maximises expected improvement (``xi`` on the
+same hyperparameters. Pending trials are handled with a kriging believer (Ginsbourger, Le Riche
+& Carraro 2010): each counts as an observation of the GP's own posterior mean there, so its
+variance, and with it the expected improvement of it and its close neighbours, collapses and
+asynchronous asks spread out, while the model's picture of the landscape stays what the data
+say. (A constant liar at the worst score, used before, also marked the region around every
+pending trial as bad: near the incumbents, where pending trials are, it pushed asks away from
+the best region.) The next configuration maximises expected improvement (``xi`` on the
 standardised scale) over random candidates refined by local search from the best of them and
 the incumbents.
 
@@ -23,7 +27,7 @@ at their fit; the GP itself is rebuilt from them at each ask (never pickled).
 """
 from __future__ import annotations
 
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 import numpy as np
 
@@ -53,7 +57,9 @@ class GaussianProcessBO(ModelBased):
         self.theta: Optional[np.ndarray] = None  # log hyperparameters of the last fit
         self.theta_n = 0  # observations at that fit
 
-    def _propose(self) -> Optional[Config]:
+    def surrogate(self) -> Tuple[GP, float]:
+        """The GP of the next ask and the best warped score: the hyperparameters refitted when
+        due, conditioned on the window and on the pending trials at their believed values."""
         if self.theta is None or len(self.y) >= self.theta_n + int(self.opts["refit_every"]):
             Xf, yf = self.window(size=int(self.opts["fit_window"]))
             start = default_theta(len(self.space)) if self.theta is None else self.theta
@@ -61,12 +67,15 @@ class GaussianProcessBO(ModelBased):
             self.theta_n = len(self.y)
         X, y = self.window()
         z = self.transform(y)
-        best = float(np.max(z))
-        P = self.pending_vectors()
-        if len(P):  # constant liar: pending trials as the worst score seen
-            X = np.vstack([X, P])
-            z = np.concatenate([z, np.full(len(P), float(np.min(z)))])
         gp = GP(X, z, self.cats, self.theta)
+        P = self.pending_vectors()
+        if len(P):  # kriging believer: pending trials as the model's mean there
+            believed, _ = gp.predict(P)
+            gp = GP(np.vstack([X, P]), np.concatenate([z, believed]), self.cats, self.theta)
+        return gp, float(np.max(z))
+
+    def _propose(self) -> Optional[Config]:
+        gp, best = self.surrogate()
         xi = float(self.opts["xi"])
 
         def acquisition(configs: List[Config]) -> np.ndarray:

@@ -5,7 +5,10 @@ an inactive parameter) with their scores (higher is better); failed or infeasibl
 observations. Every configuration handed out is remembered (``seen``) and never handed out
 again, so pending configurations are never re-proposed.
 
-An ask is random while there are fewer than ``n_initial`` observations, with probability
+An ask is random while fewer than ``n_initial`` configurations have been handed out (the
+initial design counts asks, as SMAC3's and Ax's do, so with many groups the model takes over
+after ``n_initial`` asks instead of waiting for ``n_initial`` results while every idle group gets
+another random configuration) or fewer than two observations exist, with probability
 ``random_fraction`` afterwards, and whenever the model has nothing to offer; otherwise the
 subclass's :meth:`ModelBased._propose` chooses. The model sees a bounded *window* of the
 observations: the best ``window // 2`` and the latest others up to ``window`` (:meth:`window`),
@@ -93,7 +96,7 @@ class ModelBased(Strategy):
     def ask(self) -> Union[Suggestion, AskStatus]:
         config: Optional[Config] = None
         origin = "random"
-        if len(self.y) >= int(self.opts["n_initial"]) \
+        if len(self.seen) >= int(self.opts["n_initial"]) and len(self.y) >= 2 \
                 and self.rng.random() >= float(self.opts["random_fraction"]):
             config = self._propose()
             origin = "model"
