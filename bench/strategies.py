@@ -10,7 +10,9 @@
    too), the evaluations to reach random search's mean 500-evaluation valid accuracy (median over
    the seeds that reach it) and rank 0's ask+tell CPU µs per trial.
 2. Branin and Hartmann-6 (1 group, 50 evaluations): mean simple regret, and random's regret
-   divided by each method's.
+   divided by each method's; the same with ``--async-groups`` (8) groups, each evaluation taking
+   a random 0.5-1.5 simulated seconds, so results come back out of order (section ``async``:
+   how the model-based methods handle pending trials on landscapes other than the table).
 3. The chain space of configs/cifar10-chain.yaml with a cheap synthetic objective
    (bench/_functions.py): the same methods on a landscape of another shape, as a check that
    the defaults are not tuned to NAS-Bench-201.
@@ -35,6 +37,8 @@ import sys
 import time
 from multiprocessing import get_context
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+
+import numpy as np
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 from _functions import branin, chain_proxy, hartmann6  # noqa: E402
@@ -125,15 +129,18 @@ def nb201_run(method: str, seed: int, groups: int, n_evals: int) -> Dict[str, An
 FUNCTIONS = {"branin": branin, "hartmann6": hartmann6, "chain": chain_proxy}
 
 
-def function_run(name: str, method: str, seed: int, n_evals: int) -> Dict[str, Any]:
+def function_run(name: str, method: str, seed: int, n_evals: int, groups: int = 1) -> Dict[str, Any]:
+    """One run on a test function; with several groups each evaluation takes a random 0.5-1.5
+    simulated seconds (seeded), so results come back out of order as on a cluster."""
     space, f, optimum = FUNCTIONS[name]()
     mode = "max" if optimum is None else "min"
     strategy = make_strategy(method, space, seed=seed, metric="value", mode=mode)
+    durations = np.random.default_rng([seed, 0xA5])
 
     def evaluate(s: Suggestion) -> Tuple[Optional[float], float, float, bool]:
         v = f(s.config)
-        return v, v, 1.0, True
-    return drive(strategy, evaluate, 1, n_evals, "value", 1.0 if mode == "max" else -1.0)
+        return v, v, 1.0 if groups == 1 else float(durations.uniform(0.5, 1.5)), True
+    return drive(strategy, evaluate, groups, n_evals, "value", 1.0 if mode == "max" else -1.0)
 
 
 def ask_cost(method: str, n_obs: int, timed: int) -> float:
@@ -168,7 +175,7 @@ def _task(task: Tuple[Any, ...]) -> Tuple[Tuple[Any, ...], Any]:
     kind = task[0]
     if kind == "nb201":
         return task, nb201_run(*task[1:])
-    if kind == "function":
+    if kind in ("function", "async"):
         return task, function_run(*task[1:])
     return task, ask_cost(*task[1:])
 
@@ -241,8 +248,10 @@ def nb201_tables(results: Mapping[Tuple[str, int], List[Dict[str, Any]]], groups
     return texts, rows
 
 
-def function_tables(results: Mapping[Tuple[str, str], List[Dict[str, Any]]],
-                    n_evals: int, chain_evals: int) -> Tuple[List[str], List[Dict[str, Any]]]:
+def regret_table(results: Mapping[Tuple[str, str], List[Dict[str, Any]]], n_evals: int,
+                 groups: int) -> Tuple[str, List[Dict[str, Any]]]:
+    """Branin and Hartmann-6: mean (median) simple regret after ``n_evals`` evaluations and
+    random's mean divided by each method's."""
     rows: List[Dict[str, Any]] = []
     cells = []
     regret: Dict[Tuple[str, str], List[float]] = {}
@@ -266,10 +275,18 @@ def function_tables(results: Mapping[Tuple[str, str], List[Dict[str, Any]]],
         rows.append(row)
         cells.append(cell)
     seeds = len(results[("branin", "random")])
+    return table(f"Simple regret after {n_evals} evaluations, mean (median) over {seeds} seeds, "
+                 f"{groups} group{'s' if groups > 1 else ''}",
+                 ["method", "Branin regret", "random / method", "Hartmann-6 regret",
+                  "random / method"], cells), rows
+
+
+def function_tables(results: Mapping[Tuple[str, str], List[Dict[str, Any]]],
+                    n_evals: int, chain_evals: int) -> Tuple[List[str], List[Dict[str, Any]]]:
+    single = [m for m in SINGLE if ("branin", m) in results]
+    text0, rows = regret_table(results, n_evals, 1)
+    text = [text0]
     chain_seeds = len(results[("chain", "random")])
-    text = [table(f"Simple regret after {n_evals} evaluations, mean (median) over {seeds} seeds, 1 group",
-                  ["method", "Branin regret", "random / method", "Hartmann-6 regret",
-                   "random / method"], cells)]
     chain = {m: results[("chain", m)] for m in single}
     points = [chain_evals // 3, chain_evals]
     target = statistics.fmean(r["valid"][-1] for r in chain["random"])
@@ -306,8 +323,10 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
     ap.add_argument("--fidelity-work", action="store_true",
                     help="also run bench/fidelity_work.py (work-matched multi-fidelity comparison)")
     ap.add_argument("--methods", default=",".join(METHODS), help="comma-separated (random is always run)")
-    ap.add_argument("--sections", default="nb201,functions,cost",
-                    help="which parts to run (comma-separated): nb201, functions, cost")
+    ap.add_argument("--sections", default="nb201,functions,async,cost",
+                    help="which parts to run (comma-separated): nb201, functions, async, cost")
+    ap.add_argument("--async-groups", type=int, default=8,
+                    help="groups for Branin and Hartmann-6 run asynchronously (section async)")
     ap.add_argument("--json")
     args = ap.parse_args(argv)
     sections = set(args.sections.split(","))
@@ -329,11 +348,15 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
                            ("chain", args.chain_evals, args.seeds)):
         for m in single if "functions" in sections else []:
             tasks += [("function", name, m, s, n) for s in range(seeds)]
+    for name in ("branin", "hartmann6") if "async" in sections else ():
+        tasks += [("async", name, m, s, args.function_evals, args.async_groups)
+                  for m in single for s in range(args.function_seeds)]
     timed = 5 if args.quick else 20
     if "cost" in sections:
         tasks += [("cost", m, n, timed) for m in methods if m in ["random", "evolution"] + NEW
                   for n in sizes]
-    tasks.sort(key=lambda t: (t[0] == "function", HEAVY.get(t[1] if t[0] != "function" else t[2], 9)))
+    tasks.sort(key=lambda t: (t[0] in ("function", "async"),
+                              HEAVY.get(t[2] if t[0] in ("function", "async") else t[1], 9)))
     t0 = time.perf_counter()
     with get_context("fork").Pool(args.procs) as pool:
         done = []
@@ -344,16 +367,24 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
     wall = time.perf_counter() - t0
     nb: Dict[Tuple[str, int], List[Dict[str, Any]]] = {}
     fn: Dict[Tuple[str, str], List[Dict[str, Any]]] = {}
+    asy: Dict[Tuple[str, str], List[Dict[str, Any]]] = {}
     cost: Dict[Tuple[str, int], float] = {}
     for task, res in sorted(done, key=lambda d: str(d[0])):
         if task[0] == "nb201":
             nb.setdefault((task[1], task[3]), []).append(res)
         elif task[0] == "function":
             fn.setdefault((task[1], task[2]), []).append(res)
+        elif task[0] == "async":
+            asy.setdefault((task[1], task[2]), []).append(res)
         else:
             cost[(task[1], task[2])] = res
     nb_text, nb_rows = nb201_tables(nb, groups, checkpoints) if nb else ([], [])
     fn_text, fn_rows = function_tables(fn, args.function_evals, args.chain_evals) if fn else ([], [])
+    if asy:
+        async_text, async_rows = regret_table(asy, args.function_evals, args.async_groups)
+        fn_text.append(async_text)
+    else:
+        async_rows = []
     cost_rows = [{"method": m, **{str(n): cost[(m, n)] for n in sizes}}
                  for m in ["random", "evolution"] + NEW if (m, sizes[0]) in cost]
     cost_text = [table(f"ask+tell CPU µs per trial after N observations (NAS-Bench-201 space, mean of "
@@ -374,6 +405,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
         else:
             print("bench/fidelity_work.py is not there yet: no work-matched comparison")
     out = {"args": vars(args), "checkpoints": checkpoints, "nb201": nb_rows, "functions": fn_rows,
+           "functions_async": async_rows,
            "ask_tell_us": cost_rows, "wall_seconds": wall, "load": list(load)}
     write_json(args.json, out)
     return out

@@ -108,8 +108,10 @@ def test_strategies(tmp_path):
     fn = {r["method"]: r for r in data["functions"] if "branin_regret" in r}
     assert set(fn) == methods - {"hyperband", "asha", "bohb"}
     assert all(r["branin_regret"] >= 0 and r["hartmann6_regret"] >= 0 for r in fn.values())
+    asy = {r["method"]: r for r in data["functions_async"]}
+    assert set(asy) == set(fn) and all(r["branin_regret"] >= 0 for r in asy.values())
     assert [set(r) - {"method"} for r in data["ask_tell_us"]] == [{"20", "40"}] * 6
-    assert "Branin" in out and "Chain space" in out and "wall time" in out
+    assert "Branin" in out and "Chain space" in out and "8 groups" in out and "wall time" in out
 
 
 def test_stoppers_digits_cost(tmp_path):
