@@ -127,6 +127,7 @@ def nb201_run(method: str, seed: int, groups: int, n_evals: int) -> Dict[str, An
 
 
 FUNCTIONS = {"branin": branin, "hartmann6": hartmann6, "chain": chain_proxy}
+FUNCTION_KINDS = ("function", "async")  # task kinds run by function_run (1 group / several)
 
 
 def function_run(name: str, method: str, seed: int, n_evals: int, groups: int = 1) -> Dict[str, Any]:
@@ -175,7 +176,7 @@ def _task(task: Tuple[Any, ...]) -> Tuple[Tuple[Any, ...], Any]:
     kind = task[0]
     if kind == "nb201":
         return task, nb201_run(*task[1:])
-    if kind in ("function", "async"):
+    if kind in FUNCTION_KINDS:
         return task, function_run(*task[1:])
     return task, ask_cost(*task[1:])
 
@@ -355,8 +356,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
     if "cost" in sections:
         tasks += [("cost", m, n, timed) for m in methods if m in ["random", "evolution"] + NEW
                   for n in sizes]
-    tasks.sort(key=lambda t: (t[0] in ("function", "async"),
-                              HEAVY.get(t[2] if t[0] in ("function", "async") else t[1], 9)))
+    tasks.sort(key=lambda t: (t[0] in FUNCTION_KINDS, HEAVY.get(t[2] if t[0] in FUNCTION_KINDS else t[1], 9)))
     t0 = time.perf_counter()
     with get_context("fork").Pool(args.procs) as pool:
         done = []
