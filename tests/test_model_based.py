@@ -7,10 +7,16 @@ import pytest
 from strategy_harness import spaces
 
 from nasrun.space import Categorical, Float, SearchSpace
-from nasrun.strategies import make_strategy
+from nasrun.strategies import gaussian_process, make_strategy
 from nasrun.strategies.acquisition import expected_improvement, maximize, neighbours
-from nasrun.strategies.gaussian_process import GP, differences, fit_hyperparameters, neg_log_likelihood
-from nasrun.strategies.kde_model import KDE, config_key, propose
+from nasrun.strategies.gaussian_process import (
+    GP,
+    default_theta,
+    differences,
+    fit_hyperparameters,
+    neg_log_likelihood,
+)
+from nasrun.strategies.kde_model import KDE, categories, config_key, propose
 from nasrun.strategies.model_based import gaussian_ranks, power_transform
 from nasrun.trial import Outcome
 
@@ -181,7 +187,7 @@ def test_gp_likelihood_gradient_matches_finite_differences():
     cats = np.array([3, 0, 5, 0])
     z = rng.normal(size=15)
     D2 = differences(X, X, cats) ** 2
-    theta = np.array([0.1, -0.3, 0.4, 0.0, 0.2, np.log(1e-2)])
+    theta = np.array([0.1, -0.3, 0.4, 0.0, 0.2, np.log(0.7), np.log(1e-2)])
     _, grad = neg_log_likelihood(theta, D2, z)
     eps = 1e-6
     numeric = [(neg_log_likelihood(theta + eps * e, D2, z)[0] - neg_log_likelihood(theta - eps * e, D2, z)[0])
@@ -196,9 +202,96 @@ def test_gp_categorical_kernel_sees_choices_not_their_codes():
     d = differences(X, X, cats)[..., 0]
     assert d[0, 1] == d[0, 2] == 1.0 and d[0, 0] == 0.0
     z = np.array([-1.0, 1.0, 0.0])
-    theta = fit_hyperparameters(X, z, cats, np.array([0.0, 0.0, np.log(1e-3)]))
+    theta = fit_hyperparameters(X, z, cats, default_theta(1))
     mean, std = GP(X, z, cats, theta).predict(X)
     assert np.allclose(mean, z, atol=0.05) and np.all(std < 0.3)
+
+
+def _cell(n_edges=6, n_ops=5):
+    return SearchSpace([Categorical(f"e{i}", {}, tuple(range(n_ops))) for i in range(n_edges)])
+
+
+def _fit(space, f, n, seed):
+    """A GP fitted to ``n`` random configurations of ``space`` scored by ``f``, and the data."""
+    rng = np.random.default_rng(seed)
+    configs = [space.sample(rng) for _ in range(n)]
+    X = np.array([space.to_vector(c) for c in configs])
+    z = np.array([f(c) for c in configs])
+    z = (z - z.mean()) / z.std()
+    cats = categories(space)
+    theta = fit_hyperparameters(X, z, cats, default_theta(len(space)))
+    return GP(X, z, cats, theta), theta
+
+
+def _spearman(a, b):
+    ra, rb = np.argsort(np.argsort(a)), np.argsort(np.argsort(b))
+    return float(np.corrcoef(ra, rb)[0, 1])
+
+
+def test_gp_additive_part_carries_what_one_choice_did_to_unseen_configurations(monkeypatch):
+    """A cell whose score is a sum of one effect per edge (NAS-Bench-201-like): from 40
+    configurations, the GP with the additive part ranks 200 unseen ones almost exactly; the same
+    GP with the additive part held at its lower bound (the joint Matérn alone) ranks them much
+    worse, because every unseen cell is far from every seen one in the joint distance."""
+    space = _cell()
+    effects = np.random.default_rng(1).normal(size=(6, 5))
+
+    def f(c):
+        return float(sum(effects[i, c[f"e{i}"]] for i in range(6)))
+    rng = np.random.default_rng(2)
+    unseen = [space.sample(rng) for _ in range(200)]
+    Q = np.array([space.to_vector(c) for c in unseen])
+    truth = np.array([f(c) for c in unseen])
+    gp, theta = _fit(space, f, 40, seed=3)
+    with_additive = _spearman(gp.predict(Q)[0], truth)
+    assert np.exp(theta[len(space) + 1]) > np.exp(theta[len(space)])  # mostly additive
+    low = gaussian_process.LOG_BOUNDS_ADDITIVE[0]
+    monkeypatch.setattr(gaussian_process, "LOG_BOUNDS_ADDITIVE", (low, low))
+    joint, _ = _fit(space, f, 40, seed=3)
+    joint_only = _spearman(joint.predict(Q)[0], truth)
+    assert with_additive > 0.95 and joint_only < 0.8, (with_additive, joint_only)
+
+
+def test_gp_drops_the_additive_part_on_a_pure_interaction():
+    """A score that only the combination of two parameters decides (their parity): no single
+    parameter says anything, and the fitted additive weight is a small share of the joint one."""
+    space = _cell(n_edges=2, n_ops=4)
+
+    def f(c):
+        return float((c["e0"] + c["e1"]) % 2)
+    _, theta = _fit(space, f, 16, seed=0)
+    s_p, s_a = np.exp(theta[2]), np.exp(theta[3])
+    assert s_a < 0.05 * s_p, (s_p, s_a)
+
+
+def test_gp_resumes_a_state_written_before_the_additive_part():
+    """A snapshot from before the additive part holds d + 2 hyperparameters: it loads as the same
+    kernel (additive part at its lower bound, so the same predictions) and asks go on."""
+    space = SPACES["nb201"]
+    gp = make_strategy("gp", space, seed=0, metric="score", mode="max", n_initial=5)
+    for _ in range(12):
+        s = gp.ask()
+        x = np.nan_to_num(space.to_vector(s.config))
+        gp.tell(Outcome(s.trial_id, "done", {"score": float(x[0] + 2 * x[1] - x[2])}))
+    gp.surrogate()
+    d = len(space)
+    state = gp.state_dict()
+    old_theta = np.delete(np.asarray(state["strategy"]["model"]["theta"]), d + 1)
+    state["strategy"]["model"]["theta"] = old_theta.tolist()
+    resumed = make_strategy("gp", space, seed=0, metric="score", mode="max", n_initial=5)
+    resumed.load_state_dict(state)
+    assert len(resumed.theta) == d + 3
+    assert resumed.theta[d + 1] == gaussian_process.LOG_BOUNDS_ADDITIVE[0]
+    X, y = resumed.window()
+    z = resumed.transform(y)
+    Q = np.array([space.to_vector(space.sample(np.random.default_rng(5))) for _ in range(20)])
+    cats = resumed.cats
+    old = np.concatenate([old_theta[:d + 1], [-np.inf], old_theta[d + 1:]])  # exactly no additive part
+    assert np.allclose(GP(X, z, cats, resumed.theta).predict(Q)[0], GP(X, z, cats, old).predict(Q)[0],
+                       atol=1e-3)
+    seen = set(resumed.seen)
+    s = resumed.ask()
+    assert space.contains(s.config) and config_key(s.config) not in seen
 
 
 def test_expected_improvement_prefers_mean_then_uncertainty():

@@ -1,8 +1,10 @@
 """Gaussian-process Bayesian optimisation (Spearmint: Snoek, Larochelle & Adams, NeurIPS 2012).
 
-The surrogate (:mod:`nasrun.strategies.gaussian_process`) is a GP with a Matérn-5/2 kernel, one
-length scale per parameter (ARD), a categorical (overlap) distance for categorical parameters
-and inactive parameters treated as a value of their own (the space's vector encoding), on the
+The surrogate (:mod:`nasrun.strategies.gaussian_process`) is a GP whose kernel is a Matérn-5/2
+over all parameters plus a first-order additive Matérn-5/2 (one term per parameter, its weight
+fitted, possibly to nothing), one length scale per parameter (ARD), a categorical (overlap)
+distance for categorical parameters and inactive parameters treated as a value of their own
+(the space's vector encoding), on the
 scores of the model's window warped by ``transform``: ``power`` (default, Yeo-Johnson:
 :func:`model_based.power_transform`) or ``rank`` (normal quantiles of the ranks:
 :func:`model_based.gaussian_ranks`) (see :mod:`nasrun.strategies.model_based`). Integers
@@ -33,7 +35,7 @@ import numpy as np
 
 from ..space import SearchSpace
 from .acquisition import expected_improvement, maximize
-from .gaussian_process import GP, default_theta, fit_hyperparameters
+from .gaussian_process import GP, LOG_BOUNDS_ADDITIVE, default_theta, fit_hyperparameters
 from .kde_model import categories, stack
 from .model_based import Config, ModelBased, gaussian_ranks, power_transform
 
@@ -92,4 +94,9 @@ class GaussianProcessBO(ModelBased):
     def _load_model_state(self, state: Mapping[str, Any]) -> None:
         theta = state["theta"]
         self.theta = None if theta is None else np.array(theta, dtype=float)
+        d = len(self.space)
+        if self.theta is not None and len(self.theta) == d + 2:
+            # written before the additive part (lengths, signal, noise): the same kernel is the
+            # one with the additive part at its lower bound, the next refit starts from there
+            self.theta = np.insert(self.theta, d + 1, LOG_BOUNDS_ADDITIVE[0])
         self.theta_n = int(state["theta_n"])
