@@ -195,6 +195,21 @@ def test_gp_likelihood_gradient_matches_finite_differences():
     assert np.allclose(grad, numeric, rtol=1e-4, atol=1e-5)
 
 
+def test_gp_kernel_shortcut_for_categoricals_gives_the_same_matrix():
+    """The additive terms of categorical parameters as one matrix product equal the Matérn per
+    entry, on a space mixing categoricals, numbers and inactive parameters."""
+    rng = np.random.default_rng(0)
+    X, Q = rng.random((15, 4)), rng.random((40, 4))
+    X[rng.random((15, 4)) < 0.2] = np.nan
+    Q[rng.random((40, 4)) < 0.2] = np.nan
+    cats = np.array([3, 0, 5, 0])
+    D2 = differences(Q, X, cats) ** 2
+    theta = np.array([0.1, -0.3, 0.4, -1.0, 0.2, np.log(0.7), np.log(1e-2)])
+    Kp, _, Ka, _ = gaussian_process._parts(D2, theta)
+    for binary in (cats > 0, np.array([True, False, False, False])):  # all categoricals, or one
+        assert np.allclose(gaussian_process._kernel(D2, theta, binary), Kp + Ka, rtol=1e-12, atol=1e-14)
+
+
 def test_gp_categorical_kernel_sees_choices_not_their_codes():
     """Choices 0 and 2 are as far apart as 0 and 1; a fitted GP interpolates its data."""
     cats = np.array([3])
