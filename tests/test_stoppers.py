@@ -174,10 +174,11 @@ def replay(stopper, trials, epochs, on_report=None):
     return used, best
 
 
-# measured on these curves: median 3.08x with its defaults (2.36x with the previous ones,
-# reference: average, min_trials: 5), curve 1.43x (before its envelope and vote); every run's final
-# best within 0.5 points of its no-stopper best (the issue's tolerance: seed 1's best trial, whose
-# last epoch jumped from 0.86 to 0.99, is stopped by median after epoch 1, by curve after 4: -0.22)
+# measured on these curves (recorded before curve's envelope and vote): median 3.08x with its
+# defaults (2.36x with the previous ones, reference: average, min_trials: 5), curve 1.43x; every
+# run's final best within 0.5 points of its no-stopper best (the issue's tolerance: seed 1's best
+# trial, whose last epoch jumped from 0.86 to 0.99, is stopped by median after epoch 1, by curve
+# after 4: -0.22)
 @pytest.mark.parametrize("name, fewer", [("median", 2.8), ("curve", 1.35)])
 def test_replayed_digits_curves_save_epochs_and_keep_the_best(name, fewer):
     epochs, runs = recorded_runs()
